@@ -1,0 +1,99 @@
+"""Switchboard: a centralized integration proxy for commerce and messaging.
+
+``create_app`` is the table of contents: it reads the configuration and credentials once, then
+asks each subsystem to ``init_app``. No logic lives here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from typing import Mapping
+
+import sqlalchemy as sa
+from flask import Flask, g, request
+
+from config import Config, Credentials, environ
+
+
+def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
+    from app import api, cli, errors, logs, proxy, ratelimit
+    from app.extensions import db, migrate
+    from app.outbound import Outbound
+    from app.providers import credential_specs
+    from config import BASE_DIR
+
+    env = environ() if env is None else env
+    app = Flask(__name__, instance_path=str(BASE_DIR / "instance"))
+    app.config.from_mapping(Config.from_env(env))
+    app.config.update(overrides)
+
+    credentials = Credentials.from_env(env, credential_specs())
+    app.extensions["credentials"] = credentials
+    admin_key = app.config.get("ADMIN_API_KEY")
+    logs.init_app(app, credentials.all_secrets() + ([admin_key.reveal()] if admin_key else []))
+
+    _init_database(app, db)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    ratelimit.init_app(app)
+    _init_shared_state(app)
+    app.extensions["outbound"] = Outbound.from_config(app.config)
+
+    _init_request_context(app)
+    errors.init_app(app)
+    proxy.init_app(app)
+    api.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def _init_database(app: Flask, db) -> None:
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///"):
+        os.makedirs(app.instance_path, exist_ok=True)
+    db.init_app(app)
+    if uri.startswith("sqlite"):
+        with app.app_context():
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers run beside the writer; NORMAL syncs at checkpoints: a committed audit row
+    # survives a crash of the process (not necessarily of the machine) — see docs/decisions.md.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _init_shared_state(app: Flask) -> None:
+    from app.tokens import MemoryTokenCache, RedisTokenCache
+
+    if app.config["REDIS_URL"]:
+        import redis
+
+        client = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
+        app.extensions["redis"] = client
+        app.extensions["token_cache"] = RedisTokenCache(client)
+    else:
+        app.extensions["token_cache"] = MemoryTokenCache()
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}", re.ASCII)
+
+
+def _init_request_context(app: Flask) -> None:
+    @app.before_request
+    def start():
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+    @app.after_request
+    def tag(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        return response

@@ -1,0 +1,119 @@
+"""The platform admin (``Authorization: Bearer $ADMIN_API_KEY``): orgs, keys, approvals, audit."""
+
+import sqlalchemy as sa
+from flask import g
+from flask_smorest import Blueprint
+
+from app import services
+from app.api.schemas import (
+    ApiKeySchema,
+    ApiKeyListSchema,
+    AuditPageSchema,
+    AuditQuerySchema,
+    IntegrationListSchema,
+    IntegrationSchema,
+    IssuedKeySchema,
+    KeyCreateSchema,
+    OrgCreateSchema,
+    OrgListSchema,
+    OrgSchema,
+    OrgUpdateSchema,
+    PendingQuerySchema,
+    attributes,
+)
+from app.auth import admin_required
+from app.extensions import db
+from app.models import ApiKey, Integration, Organization
+
+blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Platform administration.")
+
+
+@blp.route("/organizations", methods=["POST"])
+@blp.response(201, OrgSchema)
+@admin_required
+@blp.arguments(OrgCreateSchema)
+def create_org(body):
+    """Create an organization."""
+    return services.create_org(body["slug"], body["name"], body["rate_limit"], actor=g.actor)
+
+
+@blp.route("/organizations", methods=["GET"])
+@blp.response(200, OrgListSchema)
+@admin_required
+def list_orgs():
+    """Every organization."""
+    return {"data": db.session.execute(sa.select(Organization).order_by(Organization.slug)).scalars()}
+
+
+@blp.route("/organizations/<org_ref>", methods=["GET"])
+@blp.response(200, OrgSchema)
+@admin_required
+def get_org(org_ref):
+    """One organization, by id or slug."""
+    return services.find_org(org_ref)
+
+
+@blp.route("/organizations/<org_ref>", methods=["PATCH"])
+@blp.response(200, OrgSchema)
+@admin_required
+@blp.arguments(OrgUpdateSchema)
+def update_org(body, org_ref):
+    """Rename, suspend/reactivate, or set the org's rate limit (null restores the default)."""
+    return services.update_org(services.find_org(org_ref), body, actor=g.actor)
+
+
+@blp.route("/organizations/<org_ref>/api-keys", methods=["POST"])
+@blp.response(201, IssuedKeySchema)
+@admin_required
+@blp.arguments(KeyCreateSchema)
+def issue_key(body, org_ref):
+    """Issue an API key. The key is in this response only."""
+    api_key, plaintext = services.issue_key(services.find_org(org_ref), body["name"], actor=g.actor)
+    return {**attributes(api_key, ApiKeySchema), "key": plaintext}
+
+
+@blp.route("/organizations/<org_ref>/api-keys", methods=["GET"])
+@blp.response(200, ApiKeyListSchema)
+@admin_required
+def list_keys(org_ref):
+    """The org's keys (prefixes only)."""
+    org = services.find_org(org_ref)
+    return {"data": db.session.execute(
+        sa.select(ApiKey).where(ApiKey.organization_id == org.id).order_by(ApiKey.created_at)).scalars()}
+
+
+@blp.route("/organizations/<org_ref>/api-keys/<key_id>", methods=["DELETE"])
+@blp.response(204)
+@admin_required
+def revoke_key(org_ref, key_id):
+    """Revoke a key; it stops working at once."""
+    services.revoke_key(key_id, actor=g.actor, org=services.find_org(org_ref))
+
+
+@blp.route("/integrations", methods=["GET"])
+@blp.response(200, IntegrationListSchema)
+@admin_required
+@blp.arguments(PendingQuerySchema, location="query", as_kwargs=True)
+def list_integrations(status):
+    """Integrations of every org in one status (default: pending approval)."""
+    return {"data": db.session.execute(
+        sa.select(Integration).where(Integration.status == status).order_by(Integration.created_at)).scalars()}
+
+
+@blp.route("/integrations/<integration_id>/approve", methods=["POST"])
+@blp.response(200, IntegrationSchema)
+@admin_required
+def approve(integration_id):
+    """Approve a pending connection."""
+    return services.approve(integration_id, actor=g.actor)
+
+
+@blp.route("/audit-logs", methods=["GET"])
+@blp.response(200, AuditPageSchema)
+@admin_required
+@blp.arguments(AuditQuerySchema, location="query", as_kwargs=True)
+def audit_logs(**filters):
+    """The whole platform's audit trail, newest first."""
+    rows, next_cursor = services.audit_page(None, **filters)
+    return {"data": rows, "next_cursor": next_cursor}
+

@@ -1,0 +1,71 @@
+"""The one audit writer.
+
+Every connect, disconnect, test, proxy call, admin action and failed authentication goes through
+``record``. It fills organization, actor, request id, client address and latency from the request
+context, so callers only say *what* happened. ``detail`` is a small JSON object of facts (an
+operation name, an upstream status, a reason) — never a secret and never a request or response
+body. Rows are append-only: nothing in the code updates or deletes them.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+
+from flask import g, has_request_context, request
+
+from app.extensions import db
+from app.models import AuditLog
+
+
+class Action(str, enum.Enum):
+    ORG_CREATED = "org.created"
+    ORG_UPDATED = "org.updated"
+    KEY_ISSUED = "key.issued"
+    KEY_REVOKED = "key.revoked"
+    INTEGRATION_CONNECTED = "integration.connected"
+    INTEGRATION_PENDING = "integration.pending"
+    INTEGRATION_APPROVED = "integration.approved"
+    INTEGRATION_DISCONNECTED = "integration.disconnected"
+    INTEGRATION_TESTED = "integration.tested"
+    PROXY_REQUEST = "proxy.request"
+    AUTH_FAILED = "auth.failed"
+
+
+def record(
+    action: Action,
+    *,
+    outcome: str = "success",
+    provider: str | None = None,
+    target: str | None = None,
+    status_code: int | None = None,
+    detail: dict | None = None,
+    organization_id=None,
+    actor: str | None = None,
+    commit: bool = False,
+) -> AuditLog:
+    """Add one audit row to the session (and commit it when ``commit``)."""
+    row = AuditLog(
+        action=action.value,
+        outcome=outcome,
+        provider=provider,
+        target=target,
+        status_code=status_code,
+        detail=detail or None,
+    )
+    if has_request_context():
+        org = g.get("org")
+        row.organization_id = organization_id or (org.id if org is not None else None)
+        row.actor = actor or g.get("actor") or "anonymous"
+        row.request_id = g.get("request_id")
+        row.ip = request.remote_addr
+        started = g.get("started")
+        if started is not None:
+            row.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    else:
+        row.organization_id = organization_id
+        row.actor = actor or "system"
+    db.session.add(row)
+    if commit:
+        db.session.commit()
+    return row

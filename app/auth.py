@@ -1,0 +1,118 @@
+"""Who is calling: an org (its API key) or the platform admin (``ADMIN_API_KEY``).
+
+The org is resolved once per request from the key and put on ``g.org``; every org-owned query is
+then scoped by ``g.org.id``. Missing, malformed, unknown, revoked and query-string keys all get the
+same 401 — the reason goes to the audit log, not to the caller.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import timedelta
+from functools import wraps
+
+import sqlalchemy as sa
+from flask import current_app, g, request
+
+from app import keys
+from app.audit import Action, record
+from app.errors import AdminNotConfigured, Forbidden, Unauthorized
+from app.extensions import db
+from app.models import ApiKey
+from app.models.base import utcnow
+from app.ratelimit import org_limit
+
+# A key must never travel in a URL (it would land in access logs and browser history).
+_KEY_PARAMS = {"api_key", "apikey", "key", "token", "access_token", "x-api-key"}
+_LAST_USED_GRANULARITY = timedelta(seconds=60)
+
+
+def _presented_key() -> str | None:
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value.strip() else ""
+    return request.headers.get("X-API-Key")
+
+
+def _deny(reason: str, organization_id=None) -> Unauthorized:
+    record(
+        Action.AUTH_FAILED,
+        outcome="denied",
+        status_code=401,
+        organization_id=organization_id,
+        actor="anonymous",
+        detail={"reason": reason, "path": request.path[:200]},
+        commit=True,
+    )
+    return Unauthorized()
+
+
+def authenticate_org() -> None:
+    if any(name.lower() in _KEY_PARAMS for name in request.args) or any(
+        keys.PREFIX in value for value in request.args.values()
+    ):
+        raise _deny("key_in_query_string")
+    presented = _presented_key()
+    if presented is None:
+        raise _deny("missing")
+    if not keys.well_formed(presented):
+        raise _deny("malformed")  # checksum/shape: refused before any database lookup
+    api_key = db.session.execute(
+        sa.select(ApiKey).where(ApiKey.key_hash == keys.digest(presented))
+    ).scalar_one_or_none()
+    if api_key is None:
+        raise _deny("unknown")
+    if api_key.revoked_at is not None:
+        raise _deny("revoked", api_key.organization_id)
+    org = api_key.organization
+    g.org, g.api_key, g.actor = org, api_key, f"key:{api_key.id}"
+    if not org.active:
+        raise Forbidden("This organization is suspended.", code="organization_suspended")
+    now = utcnow()
+    if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_GRANULARITY:
+        # Coarse on purpose: one write a minute per key, not one per request.
+        db.session.execute(
+            sa.update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
+        )
+        api_key.last_used_at = now
+        db.session.commit()
+
+
+def org_required(view):
+    """Authenticate the org key, then apply the org's rate limit, then run the view."""
+    limited = org_limit(view)
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        authenticate_org()
+        return limited(*args, **kwargs)
+
+    return wrapper
+
+
+def authenticate_admin() -> None:
+    expected = current_app.config.get("ADMIN_API_KEY")
+    if expected is None:
+        raise AdminNotConfigured("Set ADMIN_API_KEY to enable the admin API.")
+    presented = _presented_key() or ""
+    if not hmac.compare_digest(presented.encode(), expected.reveal().encode()):
+        record(
+            Action.AUTH_FAILED,
+            outcome="denied",
+            status_code=401,
+            actor="anonymous",
+            detail={"reason": "admin_key_mismatch", "path": request.path[:200]},
+            commit=True,
+        )
+        raise Unauthorized()
+    g.actor = "admin"
+
+
+def admin_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        authenticate_admin()
+        return view(*args, **kwargs)
+
+    return wrapper

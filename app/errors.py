@@ -1,0 +1,252 @@
+"""The one error tree, rendered as RFC 9457 problem details.
+
+::
+
+    SwitchboardError (500 internal_error)
+    ├── ValidationFailed        422 validation_error      names the offending ``field``
+    ├── Unauthorized            401 unauthorized          one uniform answer for every bad key
+    ├── Forbidden               403 forbidden
+    ├── NotFound                404 not_found
+    ├── Conflict                409 conflict              (account_claimed, integration_not_connected…)
+    ├── AuditUnavailable        503 audit_unavailable     (no answer without its audit row)
+    ├── AdminNotConfigured      503 admin_not_configured
+    └── UpstreamError           the provider's fault or state; always names ``provider``
+        ├── ProviderNotConfigured   503 provider_not_configured   (hint names the variables)
+        ├── UpstreamRateLimited     429 upstream_rate_limited     (Retry-After)
+        ├── UpstreamTimeout         504 upstream_timeout
+        ├── UpstreamUnreachable     502 upstream_unreachable
+        ├── UpstreamBadResponse     502 upstream_bad_response     (garbage, redirect, 5xx)
+        └── UpstreamAuthFailed      502 upstream_auth_failed      (our credentials were refused)
+
+Handlers never ``try``: they raise one of these and ``init_app`` renders it. Messages are written
+for the caller and must never contain a credential; upstream bodies are not echoed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("switchboard.errors")
+
+PROBLEM_TYPE = "https://switchboard.dev/problems/"
+
+
+class SwitchboardError(Exception):
+    status = 500
+    code = "internal_error"
+    title = "Internal error"
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None, headers=None, **extra):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        if code:
+            self.code = code
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+    def body(self) -> dict:
+        body = {
+            "type": PROBLEM_TYPE + self.code,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        body.update(self.extra)
+        return body
+
+
+class ValidationFailed(SwitchboardError):
+    status = 422
+    code = "validation_error"
+    title = "Invalid request"
+
+    def __init__(self, field: str, message: str, *, errors: list | None = None, code: str | None = None):
+        errors = errors or [{"field": field, "message": message}]
+        super().__init__(f"{field}: {message}", code=code, field=field, errors=errors)
+
+
+class Unauthorized(SwitchboardError):
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str = "A valid API key is required in the Authorization header."):
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="switchboard"'})
+
+
+class Forbidden(SwitchboardError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(SwitchboardError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(SwitchboardError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class AuditUnavailable(SwitchboardError):
+    status = 503
+    code = "audit_unavailable"
+    title = "Audit log unavailable"
+
+
+class AdminNotConfigured(SwitchboardError):
+    status = 503
+    code = "admin_not_configured"
+    title = "Admin API disabled"
+
+
+class UpstreamError(SwitchboardError):
+    status = 502
+    code = "upstream_error"
+    title = "Upstream error"
+
+    def __init__(self, provider: str, detail: str | None = None, **kw):
+        super().__init__(detail, provider=provider, **kw)
+        self.provider = provider
+
+
+class ProviderNotConfigured(UpstreamError):
+    status = 503
+    code = "provider_not_configured"
+    title = "Provider not configured"
+
+    def __init__(self, provider: str, missing: list[str], hint: str):
+        super().__init__(
+            provider,
+            f"The platform has no credentials for {provider}; the operator must {hint}.",
+            missing=missing,
+        )
+
+
+class UpstreamRateLimited(UpstreamError):
+    status = 429
+    code = "upstream_rate_limited"
+    title = "Provider rate limit reached"
+
+    def __init__(self, provider: str, retry_after: int):
+        retry_after = max(1, int(retry_after))
+        super().__init__(
+            provider,
+            f"{provider} is rate limiting this account; retry in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+    title = "Provider timed out"
+
+
+class UpstreamUnreachable(UpstreamError):
+    status = 502
+    code = "upstream_unreachable"
+    title = "Provider unreachable"
+
+
+class UpstreamBadResponse(UpstreamError):
+    status = 502
+    code = "upstream_bad_response"
+    title = "Bad answer from provider"
+
+
+class UpstreamAuthFailed(UpstreamError):
+    status = 502
+    code = "upstream_auth_failed"
+    title = "Provider refused the platform's credentials"
+
+
+def problem(error: SwitchboardError):
+    body = error.body()
+    body["request_id"] = g.get("request_id")
+    g.error_code = error.code
+    response = jsonify(body)
+    response.status_code = error.status
+    response.mimetype = "application/problem+json"
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+# werkzeug's own exceptions (404 for an unknown route, 405, 413, 429 from Flask-Limiter) get
+# stable codes too, so a client only ever parses one shape.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def http_problem(exc: HTTPException):
+    """Render a werkzeug HTTPException (including webargs' 422) as problem details."""
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages") or data.get("errors")
+    if exc.code == 422 and messages:
+        errors = list(_flatten(messages))
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        error: SwitchboardError = ValidationFailed(first["field"], first["message"], errors=errors)
+    elif exc.code == 429:
+        error = SwitchboardError(
+            f"Rate limit of {exc.description} for this organization exceeded.", code="rate_limited"
+        )
+        error.status, error.title = 429, "Too many requests"
+    else:
+        error = SwitchboardError(exc.description, code=_HTTP_CODES.get(exc.code or 500, "http_error"))
+        error.status, error.title = exc.code or 500, exc.name
+    response = problem(error)
+    if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    for name, value in (data.get("headers") or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _flatten(messages, prefix: str = "", top: bool = True):
+    """webargs reports ``{"json": {"a": {"b": ["msg"]}}}``; we report ``a.b``."""
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            key = str(key)
+            if top and key in ("json", "query", "form", "headers", "view_args"):
+                yield from _flatten(value, "", top=False)  # the location, not a field
+                continue
+            if key == "_schema":
+                yield from _flatten(value, prefix or "body", top=False)
+                continue
+            yield from _flatten(value, f"{prefix}.{key}" if prefix else key, top=False)
+    elif isinstance(messages, (list, tuple)):
+        for item in messages:
+            if isinstance(item, (dict, list, tuple)):
+                yield from _flatten(item, prefix, top=False)
+            else:
+                yield {"field": prefix or "body", "message": str(item)}
+    else:
+        yield {"field": prefix or "body", "message": str(messages)}
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(SwitchboardError, problem)
+    app.register_error_handler(HTTPException, http_problem)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):  # pragma: no cover - exercised only by real bugs
+        # The traceback goes to the log through the redacting filter (app/logs.py).
+        log.exception("unhandled %s", type(exc).__name__)
+        return problem(SwitchboardError("Something went wrong on our side."))

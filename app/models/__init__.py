@@ -1,0 +1,8 @@
+"""The data model: one module per table. Schema changes only through migrations/."""
+
+from app.models.api_key import ApiKey
+from app.models.audit_log import AuditLog
+from app.models.integration import Integration
+from app.models.organization import Organization
+
+__all__ = ["ApiKey", "AuditLog", "Integration", "Organization"]

@@ -1,0 +1,194 @@
+"""The one outbound HTTP layer. Every provider call goes through ``Outbound.call``.
+
+It owns, so that no provider has to:
+
+* a keep-alive connection pool (one ``requests.Session``; ``trust_env`` off so no ``.netrc`` or
+  proxy variable can add credentials or hosts behind our back);
+* connect and read timeouts, bounded by the request's deadline;
+* no redirects, ever — a 3xx is a bad answer (502), and the credential never follows it;
+* the host check: the final URL is parsed again with urllib3's parser (the one requests uses) and
+  must name exactly the host the provider's template produced for this account;
+* the one retry layer: idempotent calls are retried on connection errors, 429 and 5xx (and on a
+  provider-specific signal such as Shopify's ``THROTTLED``) with capped, jittered backoff that
+  honours ``Retry-After`` — but only while the deadline allows. A non-idempotent call is retried
+  only when the connection was never made (the request cannot have been sent);
+* mapping transport failures onto the error tree (504 timeout, 502 unreachable/bad answer,
+  429 upstream rate limit with ``Retry-After``).
+
+Nothing here logs headers or bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import parse_url
+
+from app.errors import (
+    UpstreamBadResponse,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+
+log = logging.getLogger("switchboard.outbound")
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+BACKOFF_BASE = 0.2
+BACKOFF_CAP = 2.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a call may go: scheme, host and port fixed by the provider's URL template."""
+
+    scheme: str
+    host: str
+    port: int | None
+
+    @classmethod
+    def of(cls, url: str) -> "Target":
+        parsed = parse_url(url)
+        return cls(parsed.scheme or "", (parsed.host or "").lower(), parsed.port)
+
+
+@dataclass
+class Retry:
+    """A provider's verdict on a response that is not an HTTP error but asks for a retry."""
+
+    after: float
+
+
+@dataclass
+class Outcome:
+    response: requests.Response
+    attempts: int
+    elapsed_ms: float
+    extra: dict = field(default_factory=dict)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP-date: treat as absent and fall back to backoff
+
+
+def check_url(url: str, expected: Target, provider: str) -> None:
+    """Re-parse the URL we built; refuse it unless it names exactly the expected host."""
+    prepared = requests.Request("GET", url).prepare()  # the client's own normalisation
+    actual = Target.of(prepared.url or "")
+    if actual != expected or parse_url(prepared.url).auth is not None:
+        # Identifiers are validated at write time; reaching this line means a bug or tampering.
+        log.error("refused outbound URL for %s: host mismatch", provider)
+        raise UpstreamBadResponse(provider, "Refused to call an unexpected host.")
+
+
+class Outbound:
+    def __init__(self, *, connect_timeout: float, read_timeout: float, deadline: float,
+                 max_retries: int, pool_size: int, sleep: Callable[[float], None] = time.sleep):
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.deadline = deadline
+        self.max_retries = max_retries
+        self._sleep = sleep
+        self.session = requests.Session()
+        self.session.trust_env = False
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    @classmethod
+    def from_config(cls, config) -> "Outbound":
+        return cls(
+            connect_timeout=config["HTTP_CONNECT_TIMEOUT"],
+            read_timeout=config["HTTP_READ_TIMEOUT"],
+            deadline=config["HTTP_DEADLINE"],
+            max_retries=config["HTTP_MAX_RETRIES"],
+            pool_size=config["HTTP_POOL_SIZE"],
+        )
+
+    def call(
+        self,
+        provider: str,
+        method: str,
+        url: str,
+        *,
+        expected: Target,
+        headers: dict[str, str],
+        json: object = None,
+        data: dict | None = None,
+        idempotent: bool,
+        classify: Callable[[requests.Response], Retry | None] | None = None,
+    ) -> Outcome:
+        check_url(url, expected, provider)
+        started = time.monotonic()
+        deadline = started + self.deadline
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise UpstreamTimeout(provider, f"{provider} did not answer in time.")
+            timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
+            wait: float | None = None
+            try:
+                response = self.session.request(
+                    method, url, headers=headers, json=json, data=data,
+                    timeout=timeout, allow_redirects=False,
+                )
+            except requests.exceptions.ConnectTimeout:
+                # Never connected, so nothing was sent: safe to retry any method.
+                failure: Exception = UpstreamTimeout(provider, f"{provider} did not accept a connection in time.")
+                wait = self._backoff(attempt)
+            except requests.exceptions.ReadTimeout:
+                failure = UpstreamTimeout(provider, f"{provider} did not answer in time.")
+                if not idempotent:
+                    raise failure from None  # outcome unknown: never re-send blindly
+                wait = self._backoff(attempt)
+            except requests.exceptions.ConnectionError as exc:
+                failure = UpstreamUnreachable(provider, f"Could not reach {provider}.")
+                if not idempotent and not _never_connected(exc):
+                    raise failure from None
+                wait = self._backoff(attempt)
+            except requests.exceptions.RequestException:
+                raise UpstreamBadResponse(provider, f"Unusable answer from {provider}.") from None
+            else:
+                elapsed_ms = (time.monotonic() - started) * 1000
+                if 300 <= response.status_code < 400:
+                    response.close()
+                    raise UpstreamBadResponse(provider, f"{provider} answered with a redirect, which is never followed.")
+                verdict = classify(response) if classify else None
+                if response.status_code in RETRY_STATUSES or verdict is not None:
+                    hinted = verdict.after if verdict else retry_after_seconds(response.headers.get("Retry-After"))
+                    if response.status_code == 429 or verdict is not None:
+                        failure = UpstreamRateLimited(provider, int(round(hinted or 1)))
+                    else:
+                        failure = UpstreamBadResponse(provider, f"{provider} failed with HTTP {response.status_code}.")
+                    if not idempotent:
+                        raise failure
+                    wait = hinted if hinted is not None else self._backoff(attempt)
+                else:
+                    return Outcome(response=response, attempts=attempt, elapsed_ms=elapsed_ms)
+            # Retry only when attempts remain and the wait still fits inside the deadline.
+            if attempt > self.max_retries or time.monotonic() + wait >= deadline:
+                raise failure
+            self._sleep(wait)
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    text = type(getattr(exc.args[0], "reason", exc)).__name__ if exc.args else ""
+    return text in {"NewConnectionError", "NameResolutionError", "ConnectTimeoutError"}

@@ -1,0 +1,471 @@
+"""Shopify: product lookup and order tracking through the GraphQL Admin API (version pinned).
+
+The org names its store (``mystore`` of mystore.myshopify.com). The platform's credentials, in
+order of precedence for a store:
+
+1. ``SHOPIFY_ADMIN_ACCESS_TOKENS`` — JSON map store → Admin API token (operator serves several);
+2. ``SHOPIFY_ADMIN_ACCESS_TOKEN`` — one token (it reaches exactly one store);
+3. ``SHOPIFY_ADMIN_API_KEY`` + ``SHOPIFY_ADMIN_API_SECRET`` — the client-credentials grant mints a
+   token per store (stores of the operator's own organization), cached until shortly before
+   ``expires_in``, refreshed once at a time (app/tokens.py).
+
+We talk to Shopify with our own outbound layer rather than ShopifyAPI's ``GraphQL().execute``,
+which opens urllib without a timeout and prints error bodies to stdout (see docs/decisions.md).
+
+Rate limits: GraphQL is cost-based; a throttled call is HTTP 200 with
+``errors[].extensions.code == "THROTTLED"`` (https://shopify.dev/docs/api/usage/rate-limits), so
+``_classify`` looks in the body and computes the wait from ``extensions.cost.throttleStatus``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import requests
+from flask import current_app
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.auth import org_required
+from app.errors import (
+    NotFound,
+    UpstreamAuthFailed,
+    UpstreamBadResponse,
+    ValidationFailed,
+)
+from app.outbound import Retry, Target
+from app.providers.base import DNS_LABEL, AccountCheckFailed, IdentifierField, Provider
+from app.proxy import credentials_for, note, proxy_action
+from config import CredentialSpec
+
+NAME = "shopify"
+
+CREDENTIALS = CredentialSpec(
+    alternatives=(
+        ("SHOPIFY_ADMIN_ACCESS_TOKEN",),
+        ("SHOPIFY_ADMIN_ACCESS_TOKENS",),
+        ("SHOPIFY_ADMIN_API_KEY", "SHOPIFY_ADMIN_API_SECRET"),
+    ),
+    json_maps=("SHOPIFY_ADMIN_ACCESS_TOKENS",),
+    public=("SHOPIFY_ADMIN_API_KEY",),
+)
+
+# --- GraphQL documents ------------------------------------------------------------------------
+
+PRODUCT_FIELDS = """
+fragment ProductFields on Product {
+  id legacyResourceId title handle status vendor productType tags totalInventory onlineStoreUrl
+  priceRangeV2 { minVariantPrice { amount currencyCode } maxVariantPrice { amount currencyCode } }
+  featuredMedia { preview { image { url altText } } }
+  variants(first: 50) { nodes { id legacyResourceId title sku price availableForSale inventoryQuantity } }
+}"""
+
+ORDER_FIELDS = """
+fragment OrderFields on Order {
+  id legacyResourceId name email createdAt processedAt cancelledAt closedAt
+  displayFinancialStatus displayFulfillmentStatus
+  totalPriceSet { shopMoney { amount currencyCode } }
+  fulfillments(first: 20) { status displayStatus createdAt trackingInfo(first: 10) { company number url } }
+  lineItems(first: 100) { nodes { title quantity sku variant { id legacyResourceId } } }
+}"""
+
+SHOP_IDENTITY = "query ShopIdentity { shop { name myshopifyDomain } }"
+SEARCH_PRODUCTS = (
+    "query SearchProducts($first: Int!, $query: String, $after: String) {"
+    " products(first: $first, query: $query, after: $after) {"
+    " nodes { ...ProductFields } pageInfo { hasNextPage endCursor } } }" + PRODUCT_FIELDS
+)
+GET_PRODUCT = "query GetProduct($id: ID!) { product(id: $id) { ...ProductFields } }" + PRODUCT_FIELDS
+GET_ORDER = "query GetOrder($id: ID!) { order(id: $id) { ...OrderFields } }" + ORDER_FIELDS
+FIND_ORDER = (
+    "query FindOrderByName($query: String!) { orders(first: 1, query: $query) {"
+    " nodes { ...OrderFields } } }" + ORDER_FIELDS
+)
+
+
+# --- the client -------------------------------------------------------------------------------
+
+
+class ShopifyClient:
+    """Resolves the platform's token for a store and runs GraphQL through the outbound layer."""
+
+    def __init__(self, app):
+        self.creds = app.extensions["credentials"][NAME]
+        self.outbound = app.extensions["outbound"]
+        self.tokens = app.extensions["token_cache"]
+        self.version = app.config["SHOPIFY_API_VERSION"]
+        self.template = app.config["SHOPIFY_SHOP_URL_TEMPLATE"]
+        self.token_map = {k.lower(): v for k, v in self.creds.map("SHOPIFY_ADMIN_ACCESS_TOKENS").items()}
+
+    def base_url(self, shop: str) -> tuple[str, Target]:
+        # The expected host is derived from the template with a placeholder, independently of the
+        # store name, then the store name is substituted: a name that smuggles a host fails the check.
+        marker = "storeplaceholder"
+        shape = Target.of(self.template.format(shop=marker))
+        expected = Target(shape.scheme, shape.host.replace(marker, shop), shape.port)
+        return self.template.format(shop=shop), expected
+
+    def _token(self, shop: str) -> tuple[str, str]:
+        """(token, source) for a store, or raise if no credential covers it."""
+        if shop in self.token_map:
+            return self.token_map[shop].reveal(), "map"
+        single = self.creds.get("SHOPIFY_ADMIN_ACCESS_TOKEN")
+        if single is not None:
+            return single.reveal(), "token"
+        if self.creds.get("SHOPIFY_ADMIN_API_KEY") and self.creds.get("SHOPIFY_ADMIN_API_SECRET"):
+            return self.tokens.get_or_mint(f"shopify:{shop}", lambda: self._mint(shop)), "grant"
+        raise UpstreamAuthFailed(NAME, "The platform has no Shopify credential for this store.")
+
+    def _mint(self, shop: str) -> tuple[str, float]:
+        base, expected = self.base_url(shop)
+        outcome = self.outbound.call(
+            NAME, "POST", f"{base}/admin/oauth/access_token", expected=expected,
+            headers={"Accept": "application/json"},
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.creds.get("SHOPIFY_ADMIN_API_KEY").reveal(),
+                "client_secret": self.creds.get("SHOPIFY_ADMIN_API_SECRET").reveal(),
+            },
+            idempotent=True,  # minting twice is harmless; a lost answer just mints again
+        )
+        response = outcome.response
+        if response.status_code in (400, 401, 403, 404):
+            raise UpstreamAuthFailed(NAME, "Shopify refused the app's client credentials for this store.")
+        payload = _json(response)
+        token, ttl = payload.get("access_token"), payload.get("expires_in")
+        if response.status_code != 200 or not isinstance(token, str) or not isinstance(ttl, (int, float)):
+            raise UpstreamBadResponse(NAME, "Shopify's token endpoint gave an unusable answer.")
+        return token, float(ttl)
+
+    def graphql(self, shop: str, document: str, variables: dict | None = None) -> dict:
+        token, source = self._token(shop)
+        base, expected = self.base_url(shop)
+        outcome = self.outbound.call(
+            NAME, "POST", f"{base}/admin/api/{self.version}/graphql.json", expected=expected,
+            headers={"X-Shopify-Access-Token": token, "Accept": "application/json"},
+            json={"query": document, "variables": variables or {}},
+            idempotent=document.lstrip().startswith("query"),  # queries are safe to repeat
+            classify=_classify,
+        )
+        response = outcome.response
+        note(upstream_status=response.status_code, attempts=outcome.attempts)
+        if response.status_code in (401, 403):
+            if source == "grant":
+                self.tokens.invalidate(f"shopify:{shop}")  # revoked early: mint anew next time
+            raise UpstreamAuthFailed(NAME, "Shopify refused the platform's token for this store.")
+        if response.status_code == 404:
+            raise UpstreamAuthFailed(NAME, "Shopify does not know this store (or the app is not installed).")
+        payload = _json(response)
+        if response.status_code != 200:
+            raise UpstreamBadResponse(NAME, f"Shopify failed with HTTP {response.status_code}.")
+        cost = (payload.get("extensions") or {}).get("cost") or {}
+        if "actualQueryCost" in cost:
+            note(query_cost=cost.get("actualQueryCost"))
+        if payload.get("errors"):
+            # Our documents are fixed; an error here is Shopify's or a version drift — not the caller's.
+            raise UpstreamBadResponse(NAME, "Shopify rejected the query.")
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            raise UpstreamBadResponse(NAME, "Shopify's answer had no data.")
+        return data
+
+
+def _json(response: requests.Response) -> dict:
+    try:
+        payload = response.json()
+    except ValueError:
+        raise UpstreamBadResponse(NAME, "Shopify answered with something that is not JSON.") from None
+    if not isinstance(payload, dict):
+        raise UpstreamBadResponse(NAME, "Shopify answered with unexpected JSON.")
+    return payload
+
+
+def _classify(response: requests.Response) -> Retry | None:
+    """THROTTLED arrives as HTTP 200 with an error code in the body; wait until the bucket refills."""
+    if response.status_code != 200 or b"THROTTLED" not in response.content:
+        return None
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if not isinstance(errors, list) or not any(
+        isinstance(e, dict) and (e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors
+    ):
+        return None
+    cost = (payload.get("extensions") or {}).get("cost") or {}
+    status = cost.get("throttleStatus") or {}
+    try:
+        needed = float(cost.get("requestedQueryCost", 0)) - float(status.get("currentlyAvailable", 0))
+        rate = float(status.get("restoreRate") or 0)
+        wait = needed / rate if rate > 0 else 1.0
+    except (TypeError, ValueError):
+        wait = 1.0
+    return Retry(after=max(0.5, min(wait, 60.0)))
+
+
+# --- verification (connect and test) ----------------------------------------------------------
+
+
+def verify(store: str | None) -> None:
+    """The platform's credentials reach the store, and the store is the one named."""
+    client = ShopifyClient(current_app)
+    try:
+        data = client.graphql(store, SHOP_IDENTITY)
+    except UpstreamAuthFailed as exc:
+        raise AccountCheckFailed(f"The platform's Shopify credentials do not reach '{store}': {exc.detail}") from None
+    domain = ((data.get("shop") or {}).get("myshopifyDomain") or "").lower()
+    if domain != f"{store}.myshopify.com":
+        raise AccountCheckFailed(
+            f"The store answering for '{store}' reports the domain '{domain[:100]}', not '{store}.myshopify.com'."
+        )
+
+
+# --- mapping Shopify's shapes to ours ---------------------------------------------------------
+
+
+def _money(node: dict | None) -> dict | None:
+    if not node:
+        return None
+    return {"amount": node.get("amount"), "currency": node.get("currencyCode")}
+
+
+def product_out(node: dict) -> dict:
+    image = (((node.get("featuredMedia") or {}).get("preview") or {}).get("image")) or None
+    price = node.get("priceRangeV2") or {}
+    return {
+        "id": str(node.get("legacyResourceId")),
+        "gid": node.get("id"),
+        "title": node.get("title"),
+        "handle": node.get("handle"),
+        "status": (node.get("status") or "").lower(),
+        "vendor": node.get("vendor"),
+        "product_type": node.get("productType"),
+        "tags": node.get("tags") or [],
+        "total_inventory": node.get("totalInventory"),
+        "url": node.get("onlineStoreUrl"),
+        "price_range": {"min": _money(price.get("minVariantPrice")), "max": _money(price.get("maxVariantPrice"))},
+        "image": {"url": image.get("url"), "alt": image.get("altText")} if image else None,
+        "variants": [
+            {
+                "id": str(v.get("legacyResourceId")),
+                "title": v.get("title"),
+                "sku": v.get("sku"),
+                "price": v.get("price"),
+                "available": v.get("availableForSale"),
+                "inventory_quantity": v.get("inventoryQuantity"),
+            }
+            for v in (node.get("variants") or {}).get("nodes") or []
+        ],
+    }
+
+
+def order_out(node: dict) -> dict:
+    fulfillments = [
+        {
+            "status": (f.get("status") or "").lower() or None,
+            "display_status": f.get("displayStatus"),
+            "created_at": f.get("createdAt"),
+            "tracking": [
+                {"company": t.get("company"), "number": t.get("number"), "url": t.get("url")}
+                for t in f.get("trackingInfo") or []
+            ],
+        }
+        for f in node.get("fulfillments") or []
+    ]
+    tracking = [t for f in fulfillments for t in f["tracking"]]
+    return {
+        "id": str(node.get("legacyResourceId")),
+        "gid": node.get("id"),
+        "name": node.get("name"),
+        "created_at": node.get("createdAt"),
+        "processed_at": node.get("processedAt"),
+        "cancelled_at": node.get("cancelledAt"),
+        "closed_at": node.get("closedAt"),
+        "financial_status": node.get("displayFinancialStatus"),
+        "fulfillment_status": node.get("displayFulfillmentStatus"),
+        "total": _money((node.get("totalPriceSet") or {}).get("shopMoney")),
+        "fulfillments": fulfillments,
+        "tracking_numbers": [t["number"] for t in tracking if t["number"]],
+        "tracking_urls": [t["url"] for t in tracking if t["url"]],
+        "line_items": [
+            {
+                "title": li.get("title"),
+                "quantity": li.get("quantity"),
+                "sku": li.get("sku"),
+                "variant_id": str((li.get("variant") or {}).get("legacyResourceId"))
+                if li.get("variant") else None,
+            }
+            for li in (node.get("lineItems") or {}).get("nodes") or []
+        ],
+    }
+
+
+# --- the blueprint: three-line handlers -------------------------------------------------------
+
+blp = Blueprint("shopify", __name__, url_prefix="/api/v1/shopify",
+                description="Shopify product lookup and order tracking (GraphQL Admin API).")
+
+_NUMERIC_ID = re.compile(r"[1-9][0-9]{0,19}", re.ASCII)
+_ORDER_NAME = re.compile(r"#[A-Za-z0-9-]{1,32}", re.ASCII)
+
+
+def _gid(kind: str, field: str, value: str) -> str:
+    if not _NUMERIC_ID.fullmatch(value):
+        raise ValidationFailed(field, "must be a numeric Shopify id")
+    return f"gid://shopify/{kind}/{value}"
+
+
+class ProductSearchArgs(Schema):
+    query = fields.String(load_default=None, validate=validate.Length(max=200),
+                          metadata={"description": "Shopify search syntax, e.g. `mug` or `sku:MUG-1`"})
+    first = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
+    after = fields.String(load_default=None, validate=validate.Length(max=500),
+                          metadata={"description": "`next_cursor` from the previous page"})
+
+
+class OrderArgs(Schema):
+    email = fields.Email(load_default=None, metadata={
+        "description": "when given, the order is only returned if it belongs to this email"})
+
+
+class MoneySchema(Schema):
+    amount = fields.String()
+    currency = fields.String()
+
+
+class VariantSchema(Schema):
+    id = fields.String()
+    title = fields.String()
+    sku = fields.String(allow_none=True)
+    price = fields.String(allow_none=True)
+    available = fields.Boolean(allow_none=True)
+    inventory_quantity = fields.Integer(allow_none=True)
+
+
+class ProductSchema(Schema):
+    id = fields.String()
+    gid = fields.String()
+    title = fields.String()
+    handle = fields.String()
+    status = fields.String()
+    vendor = fields.String(allow_none=True)
+    product_type = fields.String(allow_none=True)
+    tags = fields.List(fields.String())
+    total_inventory = fields.Integer(allow_none=True)
+    url = fields.String(allow_none=True)
+    price_range = fields.Dict(keys=fields.String(), values=fields.Nested(MoneySchema, allow_none=True))
+    image = fields.Dict(allow_none=True)
+    variants = fields.List(fields.Nested(VariantSchema))
+
+
+class ProductPageSchema(Schema):
+    data = fields.List(fields.Nested(ProductSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class TrackingSchema(Schema):
+    company = fields.String(allow_none=True)
+    number = fields.String(allow_none=True)
+    url = fields.String(allow_none=True)
+
+
+class FulfillmentSchema(Schema):
+    status = fields.String(allow_none=True)
+    display_status = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    tracking = fields.List(fields.Nested(TrackingSchema))
+
+
+class LineItemSchema(Schema):
+    title = fields.String()
+    quantity = fields.Integer()
+    sku = fields.String(allow_none=True)
+    variant_id = fields.String(allow_none=True)
+
+
+class OrderSchema(Schema):
+    id = fields.String()
+    gid = fields.String()
+    name = fields.String()
+    created_at = fields.String(allow_none=True)
+    processed_at = fields.String(allow_none=True)
+    cancelled_at = fields.String(allow_none=True)
+    closed_at = fields.String(allow_none=True)
+    financial_status = fields.String(allow_none=True)
+    fulfillment_status = fields.String(allow_none=True)
+    total = fields.Nested(MoneySchema, allow_none=True)
+    fulfillments = fields.List(fields.Nested(FulfillmentSchema))
+    tracking_numbers = fields.List(fields.String())
+    tracking_urls = fields.List(fields.String())
+    line_items = fields.List(fields.Nested(LineItemSchema))
+
+
+@blp.route("/products")
+@blp.response(200, ProductPageSchema)
+@org_required
+@blp.arguments(ProductSearchArgs, location="query", as_kwargs=True)
+@proxy_action(NAME, "products.search")
+def search_products(integration, query, first, after):
+    """Search the connected store's products (Shopify search syntax)."""
+    data = ShopifyClient(current_app).graphql(
+        integration.account_key, SEARCH_PRODUCTS, {"first": first, "query": query, "after": after})
+    page = data.get("products") or {}
+    info = page.get("pageInfo") or {}
+    return {"data": [product_out(n) for n in page.get("nodes") or []],
+            "next_cursor": info.get("endCursor") if info.get("hasNextPage") else None}
+
+
+@blp.route("/products/<product_id>")
+@blp.response(200, ProductSchema)
+@org_required
+@proxy_action(NAME, "products.get")
+def get_product(integration, product_id):
+    """One product of the connected store by its numeric id."""
+    gid = _gid("Product", "product_id", product_id)
+    node = ShopifyClient(current_app).graphql(integration.account_key, GET_PRODUCT, {"id": gid}).get("product")
+    if not node:
+        raise NotFound(f"No product {product_id} in this store.", code="product_not_found")
+    return product_out(node)
+
+
+@blp.route("/orders/<path:order_ref>")
+@blp.response(200, OrderSchema)
+@org_required
+@blp.arguments(OrderArgs, location="query", as_kwargs=True)
+@proxy_action(NAME, "orders.get")
+def get_order(integration, order_ref, email):
+    """An order's status, fulfillment, tracking and line items, by numeric id or by `#name` (send `%23`)."""
+    client = ShopifyClient(current_app)
+    if _ORDER_NAME.fullmatch(order_ref):
+        nodes = (client.graphql(integration.account_key, FIND_ORDER, {"query": f"name:{order_ref}"})
+                 .get("orders") or {}).get("nodes") or []
+        node = next((n for n in nodes if (n.get("name") or "").lower() == order_ref.lower()), None)
+    else:
+        gid = _gid("Order", "order_ref", order_ref) if _NUMERIC_ID.fullmatch(order_ref) else None
+        if gid is None:
+            raise ValidationFailed("order_ref", "must be a numeric order id or an order name like #1001")
+        node = client.graphql(integration.account_key, GET_ORDER, {"id": gid}).get("order")
+    if not node or (email and (node.get("email") or "").lower() != email.lower()):
+        raise NotFound(f"No order {order_ref} in this store.", code="order_not_found")
+    return order_out(node)
+
+
+provider = Provider(
+    name=NAME,
+    title="Shopify",
+    identifier=IdentifierField(
+        name="storeName",
+        pattern=DNS_LABEL,
+        description="the store name, one DNS label: 'mystore' from mystore.myshopify.com",
+        example="mystore",
+        lower=True,
+        max_length=63,
+    ),
+    credentials=CREDENTIALS,
+    docs_url="https://shopify.dev/docs/api/admin-graphql",
+    actions=["GET /api/v1/shopify/products", "GET /api/v1/shopify/products/{product_id}",
+             "GET /api/v1/shopify/orders/{order_ref}"],
+    blueprint=blp,
+    verify=verify,
+)

@@ -1,0 +1,100 @@
+"""What every provider action shares: configured check, org-scoped integration, the audit row.
+
+A provider route is declared as::
+
+    @blp.route("/products/<product_id>")
+    @org_required
+    @proxy_action("shopify", "products.get")
+    def get_product(integration, product_id): ...
+
+``proxy_action`` refuses with 503 when the platform has no credentials for the provider, loads the
+org's integration (scoped by ``g.org``; 409 unless it is ``connected``), hands it to the view and
+arranges for one ``proxy.request`` audit row — written after the response is known, committed
+before it is sent, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+import sqlalchemy as sa
+from flask import Flask, current_app, g
+
+from app.audit import Action, record
+from app.errors import AuditUnavailable, Conflict, ProviderNotConfigured, problem
+from app.extensions import db
+from app.models import Integration
+
+
+def credentials_for(provider_name: str):
+    creds = current_app.extensions["credentials"][provider_name]
+    if not creds.configured:
+        raise ProviderNotConfigured(provider_name, creds.missing(), creds.hint())
+    return creds
+
+
+def connected_integration(provider_name: str) -> Integration:
+    integration = db.session.execute(
+        Integration.for_org(g.org.id).where(Integration.provider == provider_name)
+    ).scalar_one_or_none()
+    if integration is None or integration.status != "connected":
+        state = integration.status if integration else "not connected"
+        raise Conflict(
+            f"{provider_name} is {state} for this organization; connect it with "
+            f"PUT /api/v1/integrations/{provider_name} first.",
+            code="integration_not_connected",
+        )
+    return integration
+
+
+def proxy_action(provider_name: str, operation: str):
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            g.proxy_audit = {"provider": provider_name, "operation": operation, "target": None}
+            credentials_for(provider_name)
+            integration = connected_integration(provider_name)
+            g.proxy_audit["target"] = integration.account_key
+            return view(integration, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def note(**facts) -> None:
+    """Add small facts (upstream status, attempts, query cost) to this request's audit detail."""
+    audit = g.get("proxy_audit")
+    if audit is not None:
+        audit.setdefault("facts", {}).update(facts)
+
+
+def _write_proxy_audit(response):
+    audit = g.pop("proxy_audit", None)
+    if audit is None:
+        return response
+    status = response.status_code
+    detail = {"operation": audit["operation"], **audit.get("facts", {})}
+    error_code = g.pop("error_code", None)
+    if error_code:
+        detail["error"] = error_code
+    try:
+        record(
+            Action.PROXY_REQUEST,
+            outcome="success" if status < 400 else "failure",
+            provider=audit["provider"],
+            target=audit["target"],
+            status_code=status,
+            detail=detail,
+            commit=True,
+        )
+    except sa.exc.SQLAlchemyError:
+        # Audit rows are durable or the call fails: never answer without the trail.
+        db.session.rollback()
+        current_app.logger.error("audit write failed request_id=%s", g.get("request_id"))
+        return problem(AuditUnavailable("The audit log is unavailable; the request was not completed."))
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_write_proxy_audit)

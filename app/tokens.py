@@ -1,0 +1,73 @@
+"""A cache of short-lived provider tokens with single-flight refresh.
+
+``get_or_mint(key, mint)`` returns a cached token, or calls ``mint()`` → ``(token, ttl_seconds)``
+— once, even when many threads (or, with Redis, many processes) ask at the same moment: the
+others wait for the first and then read what it stored. Tokens are kept until ``margin`` seconds
+before they expire. Memory for one process; Redis (``REDIS_URL``) when several share it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+Mint = Callable[[], tuple[str, float]]
+
+
+class MemoryTokenCache:
+    def __init__(self, margin: float = 300.0):
+        self.margin = margin
+        self._values: dict[str, tuple[str, float]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _fresh(self, key: str) -> str | None:
+        entry = self._values.get(key)
+        if entry and entry[1] > time.monotonic():
+            return entry[0]
+        return None
+
+    def get_or_mint(self, key: str, mint: Mint) -> str:
+        token = self._fresh(key)
+        if token is not None:
+            return token
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            token = self._fresh(key)  # someone else may have minted while we waited
+            if token is not None:
+                return token
+            token, ttl = mint()
+            self._values[key] = (token, time.monotonic() + max(0.0, ttl - self.margin))
+            return token
+
+    def invalidate(self, key: str) -> None:
+        self._values.pop(key, None)
+
+
+class RedisTokenCache:
+    def __init__(self, client, margin: float = 300.0, prefix: str = "switchboard:token:"):
+        self.client = client
+        self.margin = margin
+        self.prefix = prefix
+
+    def get_or_mint(self, key: str, mint: Mint) -> str:
+        name = self.prefix + key
+        token = self.client.get(name)
+        if token is not None:
+            return token.decode()
+        # A Redis lock makes the refresh single-flight across processes; it expires by itself
+        # if its holder dies.
+        with self.client.lock(name + ":lock", timeout=30, blocking_timeout=30):
+            token = self.client.get(name)
+            if token is not None:
+                return token.decode()
+            token, ttl = mint()
+            keep = int(ttl - self.margin)
+            if keep > 0:
+                self.client.set(name, token, ex=keep)
+            return token
+
+    def invalidate(self, key: str) -> None:
+        self.client.delete(self.prefix + key)

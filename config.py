@@ -1,0 +1,280 @@
+"""Switchboard configuration: one class read from the environment, and the credential registry.
+
+Everything is read once, when ``create_app`` runs, from a mapping (``os.environ`` by default) —
+never at import time — so tests build an app from a plain dict instead of patching the process
+environment.
+
+Two kinds of values live here:
+
+* ``Config`` — ordinary settings (database, limits, timeouts). Junk is refused at start-up with a
+  message that names the variable (``env_bool("X")`` raises on ``"maybe"``).
+* ``Credentials`` — provider secrets. Each provider declares the variable sets it accepts
+  (``app/providers/<name>.py``); the registry keeps the values wrapped in ``Secret`` so that a
+  stray ``repr``/log line shows ``Secret('***')`` instead of the value. No org secret is ever stored
+  in the database: the database holds account identifiers only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable, never its value."""
+
+
+class Secret:
+    """A credential value that refuses to print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# --- strict helpers ---------------------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of true/false/1/0/yes/no/on/off")
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if not re.fullmatch(r"[0-9]+", raw.strip()):
+        raise ConfigError(f"{name} must be a whole number")
+    value = int(raw)
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+_RATE_LIMIT = re.compile(r"[1-9][0-9]{0,8}\s*(/|per)\s*(second|minute|hour|day)", re.ASCII)
+
+
+def is_rate_limit(value: str) -> bool:
+    """A single Flask-Limiter rate string such as ``60/minute`` (what per-org overrides accept)."""
+    return bool(_RATE_LIMIT.fullmatch(value.strip()))
+
+
+def database_url(raw: str | None) -> str:
+    """SQLAlchemy URL; ``postgresql://`` is pinned to the psycopg 3 driver we install."""
+    if not raw:
+        return f"sqlite:///{BASE_DIR / 'instance' / 'switchboard.db'}"
+    if raw.startswith("postgres://"):
+        raw = "postgresql://" + raw[len("postgres://"):]
+    if raw.startswith("postgresql://"):
+        raw = "postgresql+psycopg://" + raw[len("postgresql://"):]
+    return raw
+
+
+class Config:
+    """Flask settings. ``Config.from_env(env)`` returns the mapping handed to ``app.config``."""
+
+    @staticmethod
+    def from_env(env: Mapping[str, str]) -> dict:
+        db_url = database_url(env.get("DATABASE_URL"))
+        redis_url = env.get("REDIS_URL") or None
+        default_limit = env.get("ORG_RATE_LIMIT", "60/minute")
+        if not is_rate_limit(default_limit):
+            raise ConfigError("ORG_RATE_LIMIT must look like '60/minute'")
+        admin_key = env.get("ADMIN_API_KEY") or None
+        if admin_key is not None and len(admin_key) < 24:
+            raise ConfigError("ADMIN_API_KEY must be at least 24 characters long")
+
+        engine_options: dict = {"pool_pre_ping": True}
+        if db_url.startswith("sqlite"):
+            engine_options = {}
+
+        return {
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+            "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+            "REDIS_URL": redis_url,
+            # Flask-Limiter: memory for one process, Redis when several share the limits.
+            "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+            "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", "switchboard"),
+            "ORG_RATE_LIMIT": default_limit,
+            "ADMIN_API_KEY": Secret(admin_key) if admin_key else None,
+            "MAX_CONTENT_LENGTH": env_int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
+            "CONNECT_REQUIRES_APPROVAL": env_bool(env, "CONNECT_REQUIRES_APPROVAL", False),
+            # Outbound HTTP: every provider call goes through app/http.py with these.
+            "HTTP_CONNECT_TIMEOUT": env_float(env, "HTTP_CONNECT_TIMEOUT", 3.05, minimum=0.01),
+            "HTTP_READ_TIMEOUT": env_float(env, "HTTP_READ_TIMEOUT", 10.0, minimum=0.01),
+            "HTTP_DEADLINE": env_float(env, "HTTP_DEADLINE", 15.0, minimum=0.05),
+            "HTTP_MAX_RETRIES": env_int(env, "HTTP_MAX_RETRIES", 2),
+            "HTTP_POOL_SIZE": env_int(env, "HTTP_POOL_SIZE", 20, minimum=1),
+            # Shopify: the GraphQL Admin API version is pinned; the URL template is data so the
+            # sandbox can stand in for https://{shop}.myshopify.com.
+            "SHOPIFY_API_VERSION": _api_version(env.get("SHOPIFY_API_VERSION", "2026-10")),
+            "SHOPIFY_SHOP_URL_TEMPLATE": env.get(
+                "SHOPIFY_SHOP_URL_TEMPLATE", "https://{shop}.myshopify.com"
+            ),
+            "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
+            "OPENAPI_REQUIRED": True,
+        }
+
+
+def _api_version(value: str) -> str:
+    if not re.fullmatch(r"20[0-9]{2}-(01|04|07|10)", value):
+        raise ConfigError("SHOPIFY_API_VERSION must be a quarterly version such as 2026-10")
+    return value
+
+
+# --- credentials ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CredentialSpec:
+    """What a provider accepts from the environment.
+
+    ``alternatives``: lists of variables; the provider is configured when every variable of at
+    least one list is set. ``json_maps``: variables holding a JSON object (identifier → secret).
+    ``optional``: read when present (e.g. ``OPENAI_ORG_ID``). ``public``: values that are not
+    secrets (a sender number) and may be shown.
+    """
+
+    alternatives: tuple[tuple[str, ...], ...]
+    json_maps: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    public: tuple[str, ...] = ()
+
+    def variables(self) -> list[str]:
+        seen: list[str] = []
+        for group in self.alternatives:
+            for name in group:
+                if name not in seen:
+                    seen.append(name)
+        return seen + [n for n in self.optional if n not in seen]
+
+
+@dataclass
+class ProviderCredentials:
+    provider: str
+    spec: CredentialSpec
+    values: dict[str, Secret] = field(default_factory=dict)
+    maps: dict[str, dict[str, Secret]] = field(default_factory=dict)
+
+    @property
+    def configured(self) -> bool:
+        return any(all(name in self.values for name in group) for group in self.spec.alternatives)
+
+    def missing(self) -> list[str]:
+        """The variables of the first alternative that would configure the provider."""
+        if self.configured:
+            return []
+        return [n for n in self.spec.alternatives[0] if n not in self.values]
+
+    def hint(self) -> str:
+        options = [" + ".join(group) for group in self.spec.alternatives]
+        return "set " + " or ".join(options)
+
+    def get(self, name: str) -> Secret | None:
+        return self.values.get(name)
+
+    def map(self, name: str) -> dict[str, Secret]:
+        return self.maps.get(name, {})
+
+    def all_secrets(self) -> Iterable[str]:
+        for name, secret in self.values.items():
+            if name not in self.spec.public:
+                yield secret.reveal()
+        for mapping in self.maps.values():
+            for secret in mapping.values():
+                yield secret.reveal()
+
+
+class Credentials:
+    """The registry: provider name → ``ProviderCredentials``, built once at start-up."""
+
+    def __init__(self, entries: dict[str, ProviderCredentials]):
+        self._entries = entries
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], specs: Mapping[str, CredentialSpec]) -> "Credentials":
+        entries = {}
+        for provider, spec in specs.items():
+            entry = ProviderCredentials(provider=provider, spec=spec)
+            for name in spec.variables():
+                raw = env.get(name)
+                if raw is None or raw.strip() == "":
+                    continue
+                raw = raw.strip()
+                if name in spec.json_maps:
+                    entry.maps[name] = _secret_map(name, raw)
+                entry.values[name] = Secret(raw)
+            entries[provider] = entry
+        return cls(entries)
+
+    def __getitem__(self, provider: str) -> ProviderCredentials:
+        return self._entries[provider]
+
+    def __repr__(self) -> str:
+        configured = sorted(name for name, e in self._entries.items() if e.configured)
+        return f"Credentials(configured={configured})"
+
+    def all_secrets(self) -> list[str]:
+        return [s for entry in self._entries.values() for s in entry.all_secrets()]
+
+
+def _secret_map(name: str, raw: str) -> dict[str, Secret]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a JSON object mapping account identifiers to secrets") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in data.items()
+    ):
+        raise ConfigError(f"{name} must be a JSON object mapping account identifiers to secrets")
+    return {k.strip(): Secret(v) for k, v in data.items()}
+
+
+def environ() -> Mapping[str, str]:
+    return os.environ

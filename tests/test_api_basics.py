@@ -1,0 +1,83 @@
+"""Health, the OpenAPI document, body limits, unknown routes: the contract's edges."""
+
+import pytest
+
+from config import ConfigError
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json["checks"]["database"] == "ok"
+
+
+def test_openapi_document_describes_the_api(client):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    spec = response.json
+    assert spec["openapi"].startswith("3.")
+    for path in ["/api/v1/providers", "/api/v1/integrations/{provider}", "/api/v1/integrations/{provider}/test",
+                 "/api/v1/audit-logs", "/api/v1/shopify/products", "/api/v1/shopify/products/{product_id}",
+                 "/api/v1/shopify/orders/{order_ref}", "/api/v1/admin/organizations"]:
+        assert path in spec["paths"], path
+    put = spec["paths"]["/api/v1/integrations/{provider}"]["put"]
+    assert "requestBody" in put
+    search = spec["paths"]["/api/v1/shopify/products"]["get"]
+    assert {p["name"] for p in search["parameters"]} >= {"query", "first", "after"}
+    assert "bearerAuth" in spec["components"]["securitySchemes"]
+    assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_body_over_the_limit_is_413_problem(make_app, new_org):
+    app = make_app(MAX_CONTENT_LENGTH="2048")
+    client = app.test_client()
+    from tests.conftest import ADMIN_KEY
+
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
+    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
+    response = client.put("/api/v1/integrations/shopify", headers={"X-API-Key": key},
+                          json={"account_identifier": {"storeName": "demo-store"}, "pad": "x" * 5000})
+    assert response.status_code == 413
+    assert response.json["code"] == "payload_too_large"
+    assert client.get("/api/v1/integrations", headers={"X-API-Key": key}).json["data"] == []
+
+
+def test_unknown_route_and_wrong_method_are_problems(client, org):
+    _, headers = org
+    missing = client.get("/api/v1/nothing-here", headers=headers)
+    assert missing.status_code == 404 and missing.json["code"] == "not_found"
+    wrong = client.post("/api/v1/providers", headers=headers)
+    assert wrong.status_code == 405 and wrong.json["code"] == "method_not_allowed"
+
+
+def test_malformed_json_is_a_problem_not_a_crash(client, org):
+    _, headers = org
+    response = client.put("/api/v1/integrations/shopify", data="{not json", headers={**headers,
+                          "Content-Type": "application/json"})
+    assert response.status_code in (400, 422)
+    assert response.mimetype == "application/problem+json"
+
+
+def test_request_id_is_echoed_or_made(client):
+    assert client.get("/healthz", headers={"X-Request-ID": "abc12345-req"}).headers["X-Request-ID"] == "abc12345-req"
+    made = client.get("/healthz", headers={"X-Request-ID": "bad id; drop"}).headers["X-Request-ID"]
+    assert len(made) == 32
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"CONNECT_REQUIRES_APPROVAL": "maybe"}, "CONNECT_REQUIRES_APPROVAL"),
+    ({"SHOPIFY_ADMIN_ACCESS_TOKENS": "{not json"}, "SHOPIFY_ADMIN_ACCESS_TOKENS"),
+    ({"SHOPIFY_ADMIN_ACCESS_TOKENS": '["a"]'}, "SHOPIFY_ADMIN_ACCESS_TOKENS"),
+    ({"ADMIN_API_KEY": "short"}, "ADMIN_API_KEY"),
+    ({"ORG_RATE_LIMIT": "fast"}, "ORG_RATE_LIMIT"),
+    ({"HTTP_READ_TIMEOUT": "soon"}, "HTTP_READ_TIMEOUT"),
+    ({"SHOPIFY_API_VERSION": "latest"}, "SHOPIFY_API_VERSION"),
+])
+def test_junk_configuration_refuses_start_up_naming_the_variable(make_app, env, name):
+    with pytest.raises(ConfigError) as raised:
+        make_app(**env)
+    assert name in str(raised.value)
+    for value in env.values():
+        assert value not in str(raised.value)

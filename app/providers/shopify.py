@@ -52,13 +52,17 @@ CREDENTIALS = CredentialSpec(
 
 # --- GraphQL documents ------------------------------------------------------------------------
 
-PRODUCT_FIELDS = """
+# Shopify refuses any single query over 1,000 cost points (MAX_COST_EXCEEDED); each product's
+# cost grows with the variants it carries. A product lookup brings 50 variants (~59 points); a
+# search brings 10 per product and at most 25 products (~477 points at first=25).
+_PRODUCT_FIELDS = """
 fragment ProductFields on Product {
   id legacyResourceId title handle status vendor productType tags totalInventory onlineStoreUrl
   priceRangeV2 { minVariantPrice { amount currencyCode } maxVariantPrice { amount currencyCode } }
   featuredMedia { preview { image { url altText } } }
-  variants(first: 50) { nodes { id legacyResourceId title sku price availableForSale inventoryQuantity } }
+  variants(first: VARIANTS) { nodes { id legacyResourceId title sku price availableForSale inventoryQuantity } }
 }"""
+SEARCH_VARIANTS, PRODUCT_VARIANTS, SEARCH_MAX = 10, 50, 25
 
 ORDER_FIELDS = """
 fragment OrderFields on Order {
@@ -73,9 +77,11 @@ SHOP_IDENTITY = "query ShopIdentity { shop { name myshopifyDomain } }"
 SEARCH_PRODUCTS = (
     "query SearchProducts($first: Int!, $query: String, $after: String) {"
     " products(first: $first, query: $query, after: $after) {"
-    " nodes { ...ProductFields } pageInfo { hasNextPage endCursor } } }" + PRODUCT_FIELDS
+    " nodes { ...ProductFields } pageInfo { hasNextPage endCursor } } }"
+    + _PRODUCT_FIELDS.replace("VARIANTS", str(SEARCH_VARIANTS))
 )
-GET_PRODUCT = "query GetProduct($id: ID!) { product(id: $id) { ...ProductFields } }" + PRODUCT_FIELDS
+GET_PRODUCT = ("query GetProduct($id: ID!) { product(id: $id) { ...ProductFields } }"
+               + _PRODUCT_FIELDS.replace("VARIANTS", str(PRODUCT_VARIANTS)))
 GET_ORDER = "query GetOrder($id: ID!) { order(id: $id) { ...OrderFields } }" + ORDER_FIELDS
 FIND_ORDER = (
     "query FindOrderByName($query: String!) { orders(first: 1, query: $query) {"
@@ -170,6 +176,14 @@ class ShopifyClient:
         return data
 
 
+def client() -> ShopifyClient:
+    """The app's one client (built on first use; it holds no per-request state)."""
+    existing = current_app.extensions.get("shopify_client")
+    if existing is None:
+        existing = current_app.extensions["shopify_client"] = ShopifyClient(current_app)
+    return existing
+
+
 def _json(response: requests.Response) -> dict:
     try:
         payload = response.json()
@@ -209,9 +223,8 @@ def _classify(response: requests.Response) -> Retry | None:
 
 def verify(store: str | None) -> None:
     """The platform's credentials reach the store, and the store is the one named."""
-    client = ShopifyClient(current_app)
     try:
-        data = client.graphql(store, SHOP_IDENTITY)
+        data = client().graphql(store, SHOP_IDENTITY)
     except UpstreamAuthFailed as exc:
         raise AccountCheckFailed(f"The platform's Shopify credentials do not reach '{store}': {exc.detail}") from None
     domain = ((data.get("shop") or {}).get("myshopifyDomain") or "").lower()
@@ -319,7 +332,8 @@ def _gid(kind: str, field: str, value: str) -> str:
 class ProductSearchArgs(Schema):
     query = fields.String(load_default=None, validate=validate.Length(max=200),
                           metadata={"description": "Shopify search syntax, e.g. `mug` or `sku:MUG-1`"})
-    first = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
+    first = fields.Integer(load_default=10, validate=validate.Range(min=1, max=SEARCH_MAX), metadata={
+        "description": f"products per page (each with up to {SEARCH_VARIANTS} variants; fetch one product for all)"})
     after = fields.String(load_default=None, validate=validate.Length(max=500),
                           metadata={"description": "`next_cursor` from the previous page"})
 
@@ -408,7 +422,7 @@ class OrderSchema(Schema):
 @proxy_action(NAME, "products.search")
 def search_products(integration, query, first, after):
     """Search the connected store's products (Shopify search syntax)."""
-    data = ShopifyClient(current_app).graphql(
+    data = client().graphql(
         integration.account_key, SEARCH_PRODUCTS, {"first": first, "query": query, "after": after})
     page = data.get("products") or {}
     info = page.get("pageInfo") or {}
@@ -423,7 +437,7 @@ def search_products(integration, query, first, after):
 def get_product(integration, product_id):
     """One product of the connected store by its numeric id."""
     gid = _gid("Product", "product_id", product_id)
-    node = ShopifyClient(current_app).graphql(integration.account_key, GET_PRODUCT, {"id": gid}).get("product")
+    node = client().graphql(integration.account_key, GET_PRODUCT, {"id": gid}).get("product")
     if not node:
         raise NotFound(f"No product {product_id} in this store.", code="product_not_found")
     return product_out(node)
@@ -436,16 +450,16 @@ def get_product(integration, product_id):
 @proxy_action(NAME, "orders.get")
 def get_order(integration, order_ref, email):
     """An order's status, fulfillment, tracking and line items, by numeric id or by `#name` (send `%23`)."""
-    client = ShopifyClient(current_app)
+    shop = client()
     if _ORDER_NAME.fullmatch(order_ref):
-        nodes = (client.graphql(integration.account_key, FIND_ORDER, {"query": f"name:{order_ref}"})
+        nodes = (shop.graphql(integration.account_key, FIND_ORDER, {"query": f"name:{order_ref}"})
                  .get("orders") or {}).get("nodes") or []
         node = next((n for n in nodes if (n.get("name") or "").lower() == order_ref.lower()), None)
     else:
         gid = _gid("Order", "order_ref", order_ref) if _NUMERIC_ID.fullmatch(order_ref) else None
         if gid is None:
             raise ValidationFailed("order_ref", "must be a numeric order id or an order name like #1001")
-        node = client.graphql(integration.account_key, GET_ORDER, {"id": gid}).get("order")
+        node = shop.graphql(integration.account_key, GET_ORDER, {"id": gid}).get("order")
     if not node or (email and (node.get("email") or "").lower() != email.lower()):
         raise NotFound(f"No order {order_ref} in this store.", code="order_not_found")
     return order_out(node)

@@ -1,0 +1,73 @@
+"""Run a sandbox emulator standalone: ``python -m sandbox shopify --port 8801``.
+
+Shopify reads, from the environment:
+  SANDBOX_SHOPIFY_TOKENS         JSON map shop -> static Admin API token
+  SANDBOX_SHOPIFY_CLIENT_ID      client id for the client-credentials grant
+  SANDBOX_SHOPIFY_CLIENT_SECRET  its secret
+Defaults (printed at start) are fixed, obviously fake values for the demo shops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from werkzeug.serving import run_simple
+
+from .server import _QuietHandler, _require_loopback
+from .shopify import ShopifyEmulator, load_demo_data
+
+DEFAULT_SHOPIFY_CLIENT_ID = "sandbox-shopify-client-id"
+DEFAULT_SHOPIFY_CLIENT_SECRET = "sandbox-shopify-client-secret"
+
+
+def _shopify_from_env() -> tuple[ShopifyEmulator, list[str]]:
+    shops = sorted(load_demo_data()["shops"])
+    raw_tokens = os.environ.get("SANDBOX_SHOPIFY_TOKENS")
+    try:
+        if raw_tokens:
+            tokens = json.loads(raw_tokens)
+        else:
+            tokens = {shop: f"shpat_sandbox_{shop.replace('-', '_')}" for shop in shops}
+    except ValueError as exc:
+        raise SystemExit(f"SANDBOX_SHOPIFY_TOKENS is not valid JSON: {exc}") from exc
+    if not isinstance(tokens, dict) or not all(isinstance(v, str) for v in tokens.values()):
+        raise SystemExit("SANDBOX_SHOPIFY_TOKENS must be a JSON object mapping shop name to token")
+    client_id = os.environ.get("SANDBOX_SHOPIFY_CLIENT_ID", DEFAULT_SHOPIFY_CLIENT_ID)
+    client_secret = os.environ.get("SANDBOX_SHOPIFY_CLIENT_SECRET", DEFAULT_SHOPIFY_CLIENT_SECRET)
+    emulator = ShopifyEmulator(access_tokens=tokens, client_id=client_id, client_secret=client_secret)
+    lines = [
+        f"shops:          {', '.join(emulator.shops)}",
+        *(f"token {shop:<11} {token}" for shop, token in sorted(tokens.items())),
+        f"client id:      {client_id}",
+        f"client secret:  {client_secret}",
+        "GraphQL:        POST /shops/<shop>/admin/api/2026-10/graphql.json",
+        "grant:          POST /shops/<shop>/admin/oauth/access_token",
+        "controls:       /__sandbox__/faults, /__sandbox__/reset, /__sandbox__/received",
+    ]
+    return emulator, lines
+
+
+EMULATORS = {"shopify": _shopify_from_env}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description="Run a sandbox provider emulator.")
+    parser.add_argument("provider", choices=sorted(EMULATORS))
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8801)
+    args = parser.parse_args(argv)
+    _require_loopback(args.host)
+
+    emulator, lines = EMULATORS[args.provider]()
+    print(f"sandbox {args.provider} emulator on http://{args.host}:{args.port}", file=sys.stderr)
+    for line in lines:
+        print(f"  {line}", file=sys.stderr)
+    run_simple(args.host, args.port, emulator.wsgi, threaded=True, request_handler=_QuietHandler)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -139,7 +139,7 @@ class Config:
             "SQLALCHEMY_TRACK_MODIFICATIONS": False,
             "REDIS_URL": redis_url,
             # Flask-Limiter: memory for one process, Redis when several share the limits.
-            "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+            "RATELIMIT_STORAGE_URI": redis_url or "swept-memory://",  # app/ratelimit.py
             "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", "switchboard"),
             "ORG_RATE_LIMIT": default_limit,
             "ADMIN_API_KEY": Secret(admin_key) if admin_key else None,

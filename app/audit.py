@@ -12,10 +12,15 @@ from __future__ import annotations
 import enum
 import time
 
+import sqlalchemy as sa
+
 from flask import g, has_request_context, request
 
 from app.extensions import db
 from app.models import AuditLog
+
+
+_INSERT = sa.insert(AuditLog.__table__)
 
 
 class Action(str, enum.Enum):
@@ -43,29 +48,34 @@ def record(
     organization_id=None,
     actor: str | None = None,
     commit: bool = False,
-) -> AuditLog:
-    """Add one audit row to the session (and commit it when ``commit``)."""
-    row = AuditLog(
-        action=action.value,
-        outcome=outcome,
-        provider=provider,
-        target=target,
-        status_code=status_code,
-        detail=detail or None,
-    )
+) -> None:
+    """Add one audit row to the current transaction (and commit it when ``commit``).
+
+    A Core INSERT, not an ORM object: the row is written on every proxy call and is never read
+    back in the same request.
+    """
+    row = {
+        "action": action.value,
+        "outcome": outcome,
+        "provider": provider,
+        "target": target,
+        "status_code": status_code,
+        "detail": detail or None,
+        "organization_id": organization_id,
+        "actor": actor or "system",
+        "request_id": None,
+        "ip": None,
+        "latency_ms": None,
+    }
     if has_request_context():
         org = g.get("org")
-        row.organization_id = organization_id or (org.id if org is not None else None)
-        row.actor = actor or g.get("actor") or "anonymous"
-        row.request_id = g.get("request_id")
-        row.ip = request.remote_addr
+        row["organization_id"] = organization_id or (org.id if org is not None else None)
+        row["actor"] = actor or g.get("actor") or "anonymous"
+        row["request_id"] = g.get("request_id")
+        row["ip"] = request.remote_addr
         started = g.get("started")
         if started is not None:
-            row.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-    else:
-        row.organization_id = organization_id
-        row.actor = actor or "system"
-    db.session.add(row)
+            row["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    db.session.execute(_INSERT, row)
     if commit:
         db.session.commit()
-    return row

@@ -33,10 +33,17 @@ def credentials_for(provider_name: str):
     return creds
 
 
-def connected_integration(provider_name: str) -> Integration:
-    integration = db.session.execute(
-        Integration.for_org(g.org.id).where(Integration.provider == provider_name)
-    ).scalar_one_or_none()
+_integrations = Integration.__table__
+# On every proxy call: only the two columns needed, scoped by the org from the key.
+_LOOKUP = sa.select(_integrations.c.status, _integrations.c.account_key).where(
+    _integrations.c.organization_id == sa.bindparam("org_id"),
+    _integrations.c.provider == sa.bindparam("provider"),
+)
+
+
+def connected_integration(provider_name: str):
+    """(status, account_key) of the org's integration; 409 unless it is connected."""
+    integration = db.session.execute(_LOOKUP, {"org_id": g.org.id, "provider": provider_name}).first()
     if integration is None or integration.status != "connected":
         state = integration.status if integration else "not connected"
         raise Conflict(

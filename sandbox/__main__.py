@@ -4,6 +4,8 @@ Shopify reads, from the environment:
   SANDBOX_SHOPIFY_TOKENS         JSON map shop -> static Admin API token
   SANDBOX_SHOPIFY_CLIENT_ID      client id for the client-credentials grant
   SANDBOX_SHOPIFY_CLIENT_SECRET  its secret
+  SANDBOX_SHOPIFY_BUCKET_SIZE    cost bucket size (default 2000, as Shopify's Standard plan)
+  SANDBOX_SHOPIFY_RESTORE_RATE   points restored per second (default 100; Plus is 1000)
 Defaults (printed at start) are fixed, obviously fake values for the demo shops.
 """
 
@@ -37,12 +39,19 @@ def _shopify_from_env() -> tuple[ShopifyEmulator, list[str]]:
         raise SystemExit("SANDBOX_SHOPIFY_TOKENS must be a JSON object mapping shop name to token")
     client_id = os.environ.get("SANDBOX_SHOPIFY_CLIENT_ID", DEFAULT_SHOPIFY_CLIENT_ID)
     client_secret = os.environ.get("SANDBOX_SHOPIFY_CLIENT_SECRET", DEFAULT_SHOPIFY_CLIENT_SECRET)
-    emulator = ShopifyEmulator(access_tokens=tokens, client_id=client_id, client_secret=client_secret)
+    try:
+        bucket_size = int(os.environ.get("SANDBOX_SHOPIFY_BUCKET_SIZE", "2000"))
+        restore_rate = int(os.environ.get("SANDBOX_SHOPIFY_RESTORE_RATE", "100"))
+    except ValueError as exc:
+        raise SystemExit("SANDBOX_SHOPIFY_BUCKET_SIZE and SANDBOX_SHOPIFY_RESTORE_RATE must be whole numbers") from exc
+    emulator = ShopifyEmulator(access_tokens=tokens, client_id=client_id, client_secret=client_secret,
+                               bucket_size=bucket_size, restore_rate=restore_rate)
     lines = [
         f"shops:          {', '.join(emulator.shops)}",
         *(f"token {shop:<11} {token}" for shop, token in sorted(tokens.items())),
         f"client id:      {client_id}",
         f"client secret:  {client_secret}",
+        f"cost bucket:    {bucket_size} points, restoring {restore_rate}/s",
         "GraphQL:        POST /shops/<shop>/admin/api/2026-10/graphql.json",
         "grant:          POST /shops/<shop>/admin/oauth/access_token",
         "controls:       /__sandbox__/faults, /__sandbox__/reset, /__sandbox__/received",

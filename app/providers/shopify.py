@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 
-import requests
 from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -33,7 +32,7 @@ from app.errors import (
     UpstreamBadResponse,
     ValidationFailed,
 )
-from app.outbound import Retry, Target
+from app.outbound import Response, Retry, Target
 from app.providers.base import DNS_LABEL, AccountCheckFailed, IdentifierField, Provider
 from app.proxy import credentials_for, note, proxy_action
 from config import CredentialSpec
@@ -184,7 +183,7 @@ def client() -> ShopifyClient:
     return existing
 
 
-def _json(response: requests.Response) -> dict:
+def _json(response: Response) -> dict:
     try:
         payload = response.json()
     except ValueError:
@@ -194,7 +193,7 @@ def _json(response: requests.Response) -> dict:
     return payload
 
 
-def _classify(response: requests.Response) -> Retry | None:
+def _classify(response: Response) -> Retry | None:
     """THROTTLED arrives as HTTP 200 with an error code in the body; wait until the bucket refills."""
     if response.status_code != 200 or b"THROTTLED" not in response.content:
         return None
@@ -416,7 +415,7 @@ class OrderSchema(Schema):
 
 
 @blp.route("/products")
-@blp.response(200, ProductPageSchema)
+@blp.alt_response(200, schema=ProductPageSchema, success=True)
 @org_required
 @blp.arguments(ProductSearchArgs, location="query", as_kwargs=True)
 @proxy_action(NAME, "products.search")
@@ -431,7 +430,7 @@ def search_products(integration, query, first, after):
 
 
 @blp.route("/products/<product_id>")
-@blp.response(200, ProductSchema)
+@blp.alt_response(200, schema=ProductSchema, success=True)
 @org_required
 @proxy_action(NAME, "products.get")
 def get_product(integration, product_id):
@@ -444,7 +443,7 @@ def get_product(integration, product_id):
 
 
 @blp.route("/orders/<path:order_ref>")
-@blp.response(200, OrderSchema)
+@blp.alt_response(200, schema=OrderSchema, success=True)
 @org_required
 @blp.arguments(OrderArgs, location="query", as_kwargs=True)
 @proxy_action(NAME, "orders.get")

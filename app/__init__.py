@@ -50,10 +50,12 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
 
 
 def _init_database(app: Flask, db) -> None:
+    from app.extensions import init_db
+
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
-    db.init_app(app)
+    init_db(app)
     if uri.startswith("sqlite"):
         with app.app_context():
             sa.event.listen(db.engine, "connect", _sqlite_pragmas)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from flask import g, has_request_context, request
 
-from app.extensions import db
+from app.extensions import autocommit_connection, db
 from app.models import AuditLog
 
 
@@ -49,10 +49,12 @@ def record(
     actor: str | None = None,
     commit: bool = False,
 ) -> None:
-    """Add one audit row to the current transaction (and commit it when ``commit``).
+    """Write one audit row.
 
-    A Core INSERT, not an ORM object: the row is written on every proxy call and is never read
-    back in the same request.
+    ``commit=False``: the row joins the session's transaction, committed with the change it
+    describes. ``commit=True``: the row stands alone and is durable when this returns (one
+    autocommit INSERT — the proxy hot path and failed authentications).
+    A Core INSERT, not an ORM object: the row is never read back in the same request.
     """
     row = {
         "action": action.value,
@@ -76,6 +78,7 @@ def record(
         started = g.get("started")
         if started is not None:
             row["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    db.session.execute(_INSERT, row)
     if commit:
-        db.session.commit()
+        autocommit_connection().execute(_INSERT, row)
+    else:
+        db.session.execute(_INSERT, row)

@@ -9,6 +9,7 @@
     ├── NotFound                404 not_found
     ├── Conflict                409 conflict              (account_claimed, integration_not_connected…)
     ├── AuditUnavailable        503 audit_unavailable     (no answer without its audit row)
+    ├── DatabaseUnavailable     503 database_unavailable
     ├── AdminNotConfigured      503 admin_not_configured
     └── UpstreamError           the provider's fault or state; always names ``provider``
         ├── ProviderNotConfigured   503 provider_not_configured   (hint names the variables)
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from flask import Flask, g, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -100,6 +102,12 @@ class AuditUnavailable(SwitchboardError):
     status = 503
     code = "audit_unavailable"
     title = "Audit log unavailable"
+
+
+class DatabaseUnavailable(SwitchboardError):
+    status = 503
+    code = "database_unavailable"
+    title = "Database unavailable"
 
 
 class AdminNotConfigured(SwitchboardError):
@@ -244,6 +252,17 @@ def _flatten(messages, prefix: str = "", top: bool = True):
 def init_app(app: Flask) -> None:
     app.register_error_handler(SwitchboardError, problem)
     app.register_error_handler(HTTPException, http_problem)
+
+    @app.errorhandler(sa.exc.OperationalError)
+    @app.errorhandler(sa.exc.InterfaceError)
+    def database_unavailable(exc):
+        # A dead pooled connection (database restarted) or an unreachable database: the
+        # connection is invalidated by SQLAlchemy, so the next request gets a fresh one.
+        log.error("database unavailable: %s", type(exc.orig).__name__ if getattr(exc, "orig", None) else type(exc).__name__)
+        from app.extensions import db
+
+        db.session.rollback()
+        return problem(DatabaseUnavailable("The database is unavailable; nothing was changed. Retry shortly."))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):  # pragma: no cover - exercised only by real bugs

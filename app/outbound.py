@@ -99,8 +99,11 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 def check_url(url: str, expected: Target, provider: str) -> None:
     """Re-parse the URL we built; refuse it unless it names exactly the expected host."""
-    parsed = parse_url(url)
-    actual = Target(parsed.scheme or "", (parsed.host or "").lower(), parsed.port)
+    try:
+        parsed = parse_url(url)
+    except u3.LocationParseError:
+        parsed = None
+    actual = Target(parsed.scheme or "", (parsed.host or "").lower(), parsed.port) if parsed else None
     if actual != expected or parsed.auth is not None:
         # Identifiers are validated at write time; reaching this line means a bug or tampering.
         log.error("refused outbound URL for %s: host mismatch", provider)

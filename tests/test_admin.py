@@ -88,3 +88,18 @@ def test_cli_lists_providers_with_their_configuration(app):
     assert list(lines) == ["shopify", "klaviyo", "kustomer", "messenger", "whatsapp", "stripe", "openai"]
     assert lines["shopify"] == "storeName\tconfigured"
     assert lines["openai"].startswith("-\tnot configured (set OPENAI_API_KEY")
+
+
+def test_cli_approves_a_pending_integration(make_app, admin):
+    app = make_app(CONNECT_REQUIRES_APPROVAL="true")
+    client = app.test_client()
+    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
+    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
+    headers = {"X-API-Key": key}
+    pending = client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
+                         headers=headers).json
+    assert pending["status"] == "pending"
+    result = app.test_cli_runner().invoke(args=["integrations", "approve", pending["id"]])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("connected")
+    assert client.get("/api/v1/integrations/shopify", headers=headers).json["status"] == "connected"

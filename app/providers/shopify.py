@@ -103,8 +103,11 @@ class ShopifyClient:
         self.token_map = {k.lower(): v for k, v in self.creds.map("SHOPIFY_ADMIN_ACCESS_TOKENS").items()}
 
     def base_url(self, shop: str) -> tuple[str, Target]:
-        # The expected host is derived from the template with a placeholder, independently of the
-        # store name, then the store name is substituted: a name that smuggles a host fails the check.
+        # Second line of defence (names are validated when connected): the store must still be
+        # one DNS label here, and the expected host is derived from the template with a
+        # placeholder, so a name that smuggles a host or a path fails outbound.check_url.
+        if not re.fullmatch(DNS_LABEL, shop, flags=re.ASCII):
+            raise UpstreamBadResponse(NAME, "Refused to call an unexpected host.")
         marker = "storeplaceholder"
         shape = Target.of(self.template.format(shop=marker))
         expected = Target(shape.scheme, shape.host.replace(marker, shop), shape.port)

@@ -247,6 +247,8 @@ class Credentials:
                 if raw is None or raw.strip() == "":
                     continue
                 raw = raw.strip()
+                if name not in spec.json_maps:
+                    _check_secret_text(name, raw)
                 if name in spec.json_maps:
                     entry.maps[name] = _secret_map(name, raw)
                 entry.values[name] = Secret(raw)
@@ -264,6 +266,13 @@ class Credentials:
         return [s for entry in self._entries.values() for s in entry.all_secrets()]
 
 
+def _check_secret_text(name: str, value: str) -> None:
+    """Credentials travel in HTTP headers: printable ASCII, no whitespace. Anything else would fail
+    later inside a request — with the value quoted in the exception — so it fails here, unquoted."""
+    if not value or not all(33 <= ord(ch) <= 126 for ch in value):
+        raise ConfigError(f"{name} must be printable ASCII without spaces or line breaks")
+
+
 def _secret_map(name: str, raw: str) -> dict[str, Secret]:
     try:
         data = json.loads(raw)
@@ -273,7 +282,11 @@ def _secret_map(name: str, raw: str) -> dict[str, Secret]:
         isinstance(k, str) and isinstance(v, str) and v for k, v in data.items()
     ):
         raise ConfigError(f"{name} must be a JSON object mapping account identifiers to secrets")
-    return {k.strip(): Secret(v) for k, v in data.items()}
+    if not data:
+        raise ConfigError(f"{name} must name at least one account")
+    for value in data.values():
+        _check_secret_text(name, value.strip())
+    return {k.strip(): Secret(v.strip()) for k, v in data.items()}
 
 
 def environ() -> Mapping[str, str]:

@@ -14,6 +14,7 @@ from typing import Mapping
 
 import sqlalchemy as sa
 from flask import Flask, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from config import Config, Credentials, environ
 
@@ -22,7 +23,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     from app import api, cli, errors, logs, proxy, ratelimit
     from app.extensions import db, migrate
     from app.outbound import Outbound
-    from app.providers import credential_specs
+    from app.providers import check_credentials, credential_specs
     from config import BASE_DIR
 
     env = environ() if env is None else env
@@ -31,6 +32,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     app.config.update(overrides)
 
     credentials = Credentials.from_env(env, credential_specs())
+    check_credentials(credentials)
     app.extensions["credentials"] = credentials
     admin_key = app.config.get("ADMIN_API_KEY")
     logs.init_app(app, credentials.all_secrets() + ([admin_key.reveal()] if admin_key else []))
@@ -80,7 +82,7 @@ def _init_shared_state(app: Flask) -> None:
 
         client = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
         app.extensions["redis"] = client
-        app.extensions["token_cache"] = RedisTokenCache(client)
+        app.extensions["token_cache"] = RedisTokenCache(client, wait=app.config["HTTP_DEADLINE"])
     else:
         app.extensions["token_cache"] = MemoryTokenCache()
 
@@ -94,6 +96,11 @@ def _init_request_context(app: Flask) -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        # Flask enforces MAX_CONTENT_LENGTH only when a view reads the body; refuse it up front
+        # so endpoints that ignore bodies (DELETE, POST …/test) answer 413 too.
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length > limit:
+            raise RequestEntityTooLarge()
 
     @app.after_request
     def tag(response):

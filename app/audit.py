@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from flask import g, has_request_context, request
 
-from app.extensions import autocommit_connection, db
+from app.extensions import autocommit, db
 from app.models import AuditLog
 
 
@@ -30,6 +30,7 @@ class Action(str, enum.Enum):
     KEY_REVOKED = "key.revoked"
     INTEGRATION_CONNECTED = "integration.connected"
     INTEGRATION_PENDING = "integration.pending"
+    INTEGRATION_CONNECT_FAILED = "integration.connect_failed"
     INTEGRATION_APPROVED = "integration.approved"
     INTEGRATION_DISCONNECTED = "integration.disconnected"
     INTEGRATION_TESTED = "integration.tested"
@@ -79,6 +80,6 @@ def record(
         if started is not None:
             row["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
     if commit:
-        autocommit_connection().execute(_INSERT, row)
+        autocommit(_INSERT, row)
     else:
         db.session.execute(_INSERT, row)

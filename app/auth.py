@@ -19,7 +19,7 @@ from flask import current_app, g, request
 from app import keys
 from app.audit import Action, record
 from app.errors import AdminNotConfigured, Forbidden, Unauthorized
-from app.extensions import autocommit_connection
+from app.extensions import autocommit
 from app.models import ApiKey, Organization
 from app.models.base import utcnow
 from app.ratelimit import org_limit
@@ -75,16 +75,15 @@ _KEY_LOOKUP = (
 
 
 def authenticate_org() -> None:
-    if any(name.lower() in _KEY_PARAMS for name in request.args) or any(
-        keys.PREFIX in value for value in request.args.values()
-    ):
+    if any(name.lower() in _KEY_PARAMS or any(keys.PREFIX in v for v in values)
+           for name, values in request.args.lists()):
         raise _deny("key_in_query_string")
     presented = _presented_key()
     if presented is None:
         raise _deny("missing")
     if not keys.well_formed(presented):
         raise _deny("malformed")  # checksum/shape: refused before any database lookup
-    row = autocommit_connection().execute(_KEY_LOOKUP, {"key_hash": keys.digest(presented)}).first()
+    row = autocommit(_KEY_LOOKUP, {"key_hash": keys.digest(presented)})
     if row is None:
         raise _deny("unknown")
     if row.revoked_at is not None:
@@ -99,7 +98,7 @@ def authenticate_org() -> None:
         last_used = last_used.replace(tzinfo=timezone.utc)
     if last_used is None or now - last_used > _LAST_USED_GRANULARITY:
         # Coarse on purpose: one write a minute per key, not one per request.
-        autocommit_connection().execute(sa.update(_keys).where(_keys.c.id == row.id).values(last_used_at=now))
+        autocommit(sa.update(_keys).where(_keys.c.id == row.id).values(last_used_at=now))
 
 
 def org_required(view):

@@ -9,7 +9,8 @@
     ├── NotFound                404 not_found
     ├── Conflict                409 conflict              (account_claimed, integration_not_connected…)
     ├── AuditUnavailable        503 audit_unavailable     (no answer without its audit row)
-    ├── DatabaseUnavailable     503 database_unavailable
+    ├── DatabaseUnavailable     503 database_unavailable  (also: connection pool exhausted)
+    ├── SharedStateUnavailable  503 shared_state_unavailable (Redis down)
     ├── AdminNotConfigured      503 admin_not_configured
     └── UpstreamError           the provider's fault or state; always names ``provider``
         ├── ProviderNotConfigured   503 provider_not_configured   (hint names the variables)
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 import sqlalchemy as sa
 from flask import Flask, g, jsonify
 from werkzeug.exceptions import HTTPException
@@ -108,6 +110,12 @@ class DatabaseUnavailable(SwitchboardError):
     status = 503
     code = "database_unavailable"
     title = "Database unavailable"
+
+
+class SharedStateUnavailable(SwitchboardError):
+    status = 503
+    code = "shared_state_unavailable"
+    title = "Shared state unavailable"
 
 
 class AdminNotConfigured(SwitchboardError):
@@ -263,6 +271,18 @@ def init_app(app: Flask) -> None:
 
         db.session.rollback()
         return problem(DatabaseUnavailable("The database is unavailable; nothing was changed. Retry shortly."))
+
+    @app.errorhandler(sa.exc.TimeoutError)
+    def pool_exhausted(exc):
+        log.error("database connection pool exhausted")
+        return problem(DatabaseUnavailable("The service is saturated; nothing was changed. Retry shortly."))
+
+    @app.errorhandler(redis.exceptions.RedisError)
+    def shared_state_unavailable(exc):
+        # Rate-limit counters and the token cache live in Redis when REDIS_URL is set: without
+        # them a request is refused (never let through unmetered), and says so.
+        log.error("redis unavailable: %s", type(exc).__name__)
+        return problem(SharedStateUnavailable("Rate-limit storage is unavailable; retry shortly."))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):  # pragma: no cover - exercised only by real bugs

@@ -1,6 +1,6 @@
 """Extension objects, created unbound here and bound to the app in ``create_app``."""
 
-from flask import Flask, g
+from flask import Flask
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -23,26 +23,19 @@ def _no_default_key() -> str:  # every limit we declare names its own key functi
 limiter = Limiter(key_func=_no_default_key, default_limits=[])
 
 
-def autocommit_connection():
-    """This request's autocommit connection, for single statements that stand alone.
+def autocommit(statement, params: dict | None = None):
+    """Run one statement that stands alone, in autocommit; return its first row (or None).
 
     The proxy hot path (key lookup, integration lookup, the audit row) needs no multi-statement
     transaction; on PostgreSQL, autocommit saves the BEGIN and COMMIT round trips and each INSERT
-    is durable when it returns. Changes that must be atomic with their audit row (connect,
-    disconnect, admin actions) use ``db.session`` instead.
+    is durable when this returns. The connection goes back to the pool at once, so a request
+    never holds two (this one and the session's) while it waits on a provider. Changes that must
+    be atomic with their audit row (connect, disconnect, admin actions) use ``db.session``.
     """
-    conn = g.get("_autocommit_conn")
-    if conn is None:
-        conn = g._autocommit_conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    return conn
-
-
-def _close_autocommit(_exc=None) -> None:
-    conn = g.pop("_autocommit_conn", None)
-    if conn is not None:
-        conn.close()
+    with db.engine.connect() as conn:
+        result = conn.execution_options(isolation_level="AUTOCOMMIT").execute(statement, params or {})
+        return result.first() if result.returns_rows else None
 
 
 def init_db(app: Flask) -> None:
     db.init_app(app)
-    app.teardown_appcontext(_close_autocommit)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ from app.errors import (
 log = logging.getLogger("switchboard.outbound")
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+MAX_RETRY_AFTER = 3600.0  # an upstream hint is passed on, but never beyond an hour
+MAX_BODY = 10 * 1024 * 1024  # an upstream answer larger than this is refused, not buffered
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 2.0
 
@@ -92,9 +95,12 @@ def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None  # an HTTP-date: treat as absent and fall back to backoff
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def check_url(url: str, expected: Target, provider: str) -> None:
@@ -108,6 +114,26 @@ def check_url(url: str, expected: Target, provider: str) -> None:
         # Identifiers are validated at write time; reaching this line means a bug or tampering.
         log.error("refused outbound URL for %s: host mismatch", provider)
         raise UpstreamBadResponse(provider, "Refused to call an unexpected host.")
+
+
+def _read_body(raw, deadline: float, provider: str) -> bytes:
+    """Read the answer in chunks so the deadline holds even against a server that drips bytes
+    (the read timeout alone bounds each socket read, not the whole body)."""
+    chunks, size = [], 0
+    try:
+        for chunk in raw.stream(64 * 1024):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise UpstreamBadResponse(provider, f"{provider}'s answer was too large.")
+            if time.monotonic() > deadline:
+                raise UpstreamTimeout(provider, f"{provider} did not finish answering in time.")
+            chunks.append(chunk)
+    except (UpstreamBadResponse, UpstreamTimeout):
+        raw.close()  # the connection has unread bytes: do not reuse it
+        raise
+    finally:
+        raw.release_conn()
+    return b"".join(chunks)
 
 
 class Outbound:
@@ -167,8 +193,9 @@ class Outbound:
                 raw = self.pool.request(
                     method, url, body=body, headers=headers, redirect=False, retries=False,
                     timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+                    preload_content=False,
                 )
-                response = Response(raw.status, raw.headers, raw.data)
+                response = Response(raw.status, raw.headers, _read_body(raw, deadline, provider))
             except u3.NewConnectionError:
                 # Refused or unresolvable: nothing was sent, so any method may be retried.
                 failure: Exception = UpstreamUnreachable(provider, f"Could not reach {provider}.")

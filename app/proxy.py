@@ -22,7 +22,7 @@ from flask import Flask, current_app, g
 
 from app.audit import Action, record
 from app.errors import AuditUnavailable, Conflict, ProviderNotConfigured, problem
-from app.extensions import autocommit_connection, db
+from app.extensions import autocommit, db
 from app.models import Integration
 
 
@@ -43,7 +43,7 @@ _LOOKUP = sa.select(_integrations.c.status, _integrations.c.account_key).where(
 
 def connected_integration(provider_name: str):
     """(status, account_key) of the org's integration; 409 unless it is connected."""
-    integration = autocommit_connection().execute(_LOOKUP, {"org_id": g.org.id, "provider": provider_name}).first()
+    integration = autocommit(_LOOKUP, {"org_id": g.org.id, "provider": provider_name})
     if integration is None or integration.status != "connected":
         state = integration.status if integration else "not connected"
         raise Conflict(

@@ -41,11 +41,14 @@ def create_org(slug: str, name: str | None = None, rate_limit: str | None = None
     _check_rate_limit(rate_limit)
     if db.session.execute(sa.select(Organization.id).where(Organization.slug == slug)).first():
         raise Conflict(f"An organization with slug '{slug}' exists.", code="slug_taken")
-    org = Organization(slug=slug, name=(name or slug)[:200], rate_limit=rate_limit)
-    db.session.add(org)
-    db.session.flush()
-    record(Action.ORG_CREATED, organization_id=org.id, actor=actor, target=slug)
-    _commit_or_conflict(f"An organization with slug '{slug}' exists.", "slug_taken")
+    org = Organization(id=uuid.uuid4(), slug=slug, name=(name or slug)[:200], rate_limit=rate_limit)
+    try:
+        db.session.add(org)
+        record(Action.ORG_CREATED, organization_id=org.id, actor=actor, target=slug)
+        db.session.commit()
+    except sa.exc.IntegrityError:  # a concurrent create won the slug
+        db.session.rollback()
+        raise Conflict(f"An organization with slug '{slug}' exists.", code="slug_taken") from None
     return org
 
 
@@ -65,12 +68,13 @@ def update_org(org: Organization, changes: dict, *, actor: str) -> Organization:
 
 def find_org(ref: str) -> Organization:
     """By id or slug (the CLI takes either)."""
-    query = sa.select(Organization)
+    org = None
     try:
-        query = query.where(Organization.id == uuid.UUID(ref))
+        org = db.session.get(Organization, uuid.UUID(ref))
     except (ValueError, TypeError):
-        query = query.where(Organization.slug == ref)
-    org = db.session.execute(query).scalar_one_or_none()
+        pass
+    if org is None:  # a slug may itself look like a UUID
+        org = db.session.execute(sa.select(Organization).where(Organization.slug == ref)).scalar_one_or_none()
     if org is None:
         raise NotFound("No such organization.", code="organization_not_found")
     return org
@@ -126,12 +130,28 @@ def list_integrations(org: Organization) -> list[Integration]:
 
 
 def connect(org: Organization, provider_name: str, raw_identifier, *, actor: str) -> tuple[Integration, bool]:
-    """Validate → claim check → verify upstream → one commit. Returns (integration, created)."""
+    """Validate → claim check → verify upstream → one commit. Returns (integration, created).
+
+    A refused attempt changes nothing but is audited (``integration.connect_failed`` with the
+    error code): an org probing for other orgs' accounts shows up in the trail.
+    """
+    try:
+        return _connect(org, provider_name, raw_identifier, actor=actor)
+    except SwitchboardError as exc:
+        db.session.rollback()
+        record(Action.INTEGRATION_CONNECT_FAILED, outcome="failure", provider=provider_name[:50],
+               organization_id=org.id, actor=actor, status_code=exc.status,
+               detail={"error": exc.code}, commit=True)
+        raise
+
+
+def _connect(org: Organization, provider_name: str, raw_identifier, *, actor: str) -> tuple[Integration, bool]:
     provider = get_provider(provider_name)
     identifier, account_key = provider.parse_identifier(raw_identifier)
     credentials_for(provider.name)
     if account_key is not None and _claimed_elsewhere(provider.name, account_key, org.id):
         raise _claimed(provider.name)
+    db.session.rollback()  # nothing written yet; hold no transaction open across the upstream call
     if provider.verify is not None:
         try:
             provider.verify(account_key)
@@ -159,9 +179,9 @@ def connect(org: Organization, provider_name: str, raw_identifier, *, actor: str
     if integration.status == "connected" and not same_account:
         integration.connected_at = utcnow()
     action = Action.INTEGRATION_PENDING if integration.status == "pending" else Action.INTEGRATION_CONNECTED
-    db.session.flush()
-    record(action, provider=provider.name, target=account_key, organization_id=org.id, actor=actor)
     try:
+        db.session.flush()  # the claim is decided here, by UNIQUE(provider, account_key)
+        record(action, provider=provider.name, target=account_key, organization_id=org.id, actor=actor)
         db.session.commit()
     except sa.exc.IntegrityError:
         db.session.rollback()
@@ -206,19 +226,22 @@ def test(org: Organization, provider_name: str, *, actor: str) -> tuple[Integrat
                                  code="check_unavailable")
         error.status, error.title = 501, "Not implemented"
         raise error
+    account_failed = False
     try:
         provider.verify(integration.account_key)
         ok, message = True, None
     except AccountCheckFailed as exc:
-        ok, message = False, exc.message
+        ok, message, account_failed = False, exc.message, True
     except UpstreamError as exc:
+        # The provider had a bad moment (timeout, 5xx, rate limit): reported, but the integration
+        # is not taken offline for it — only a failed account check marks it ``error``.
         ok, message = False, exc.detail
     integration.last_synced_at = utcnow()
-    integration.sync_status = "ok" if ok else "failed"
+    integration.sync_status = "ok" if ok else ("failed" if account_failed else "upstream_error")
     integration.error_message = message
     if ok and integration.status == "error":
         integration.status = "connected"
-    elif not ok and integration.status == "connected":
+    elif account_failed and integration.status == "connected":
         integration.status = "error"
     record(Action.INTEGRATION_TESTED, provider=provider_name, target=integration.account_key,
            outcome="success" if ok else "failure", organization_id=org.id, actor=actor,
@@ -268,10 +291,3 @@ def audit_page(org_id, *, provider=None, action=None, since=None, until=None, li
     rows = rows[:limit]
     return rows, (str(rows[-1].id) if more and rows else None)
 
-
-def _commit_or_conflict(message: str, code: str) -> None:
-    try:
-        db.session.commit()
-    except sa.exc.IntegrityError:
-        db.session.rollback()
-        raise Conflict(message, code=code) from None

@@ -3,7 +3,7 @@
 ``get_or_mint(key, mint)`` returns a cached token, or calls ``mint()`` → ``(token, ttl_seconds)``
 — once, even when many threads (or, with Redis, many processes) ask at the same moment: the
 others wait for the first and then read what it stored. Tokens are kept until ``margin`` seconds
-before they expire. Memory for one process; Redis (``REDIS_URL``) when several share it.
+before they expire (or half their life, for short-lived ones). Memory for one process; Redis (``REDIS_URL``) when several share it.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class MemoryTokenCache:
             if token is not None:
                 return token
             token, ttl = mint()
-            self._values[key] = (token, time.monotonic() + max(0.0, ttl - self.margin))
+            self._values[key] = (token, time.monotonic() + ttl - min(self.margin, ttl / 2))
             return token
 
     def invalidate(self, key: str) -> None:
@@ -47,10 +47,12 @@ class MemoryTokenCache:
 
 
 class RedisTokenCache:
-    def __init__(self, client, margin: float = 300.0, prefix: str = "switchboard:token:"):
+    def __init__(self, client, margin: float = 300.0, prefix: str = "switchboard:token:",
+                 wait: float = 15.0):
         self.client = client
         self.margin = margin
         self.prefix = prefix
+        self.wait = wait  # how long a caller waits for another process's refresh
 
     def get_or_mint(self, key: str, mint: Mint) -> str:
         name = self.prefix + key
@@ -59,12 +61,12 @@ class RedisTokenCache:
             return token.decode()
         # A Redis lock makes the refresh single-flight across processes; it expires by itself
         # if its holder dies.
-        with self.client.lock(name + ":lock", timeout=30, blocking_timeout=30):
+        with self.client.lock(name + ":lock", timeout=30, blocking_timeout=self.wait):
             token = self.client.get(name)
             if token is not None:
                 return token.decode()
             token, ttl = mint()
-            keep = int(ttl - self.margin)
+            keep = int(ttl - min(self.margin, ttl / 2))
             if keep > 0:
                 self.client.set(name, token, ex=keep)
             return token

@@ -104,7 +104,7 @@ def make_app(database_url, _schema, shopify):
             _empty_tables()
             db.engine.dispose()
         redis_client = app.extensions.get("redis")
-        if redis_client is not None:
+        if redis_client is not None and app.config["REDIS_URL"] == os.environ.get("REDIS_URL"):
             for key in redis_client.scan_iter("switchboard:token:*"):
                 redis_client.delete(key)
 

@@ -33,6 +33,13 @@ def test_bad_org_input_is_422_and_creates_nothing(client, admin, body, field):
     assert client.get("/api/v1/admin/organizations", headers=admin).json["data"] == []
 
 
+def test_an_org_whose_slug_looks_like_a_uuid_is_found_by_slug(client, admin):
+    slug = "deadbeefdeadbeefdeadbeefdeadbeef"
+    created = client.post("/api/v1/admin/organizations", json={"slug": slug}, headers=admin)
+    assert created.status_code == 201
+    assert client.get(f"/api/v1/admin/organizations/{slug}", headers=admin).json["id"] == created.json["id"]
+
+
 def test_duplicate_slug_is_409(client, admin):
     assert client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).status_code == 201
     again = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin)

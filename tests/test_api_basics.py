@@ -44,6 +44,27 @@ def test_body_over_the_limit_is_413_problem(make_app, new_org):
     assert client.get("/api/v1/integrations", headers={"X-API-Key": key}).json["data"] == []
 
 
+def test_oversized_body_is_413_even_where_the_body_is_not_read(client, connected, app):
+    app.config["MAX_CONTENT_LENGTH"] = 2048
+    response = client.delete("/api/v1/integrations/shopify", data="x" * 5000, headers=connected)
+    assert response.status_code == 413
+    assert client.get("/api/v1/integrations/shopify", headers=connected).json["status"] == "connected"
+
+
+def test_redis_down_is_503_not_a_crash(make_app, new_org):
+    app = make_app(REDIS_URL="redis://127.0.0.1:9/0")
+    client = app.test_client()
+    from tests.conftest import ADMIN_KEY
+
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
+    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
+    response = client.get("/api/v1/integrations", headers={"X-API-Key": key})
+    assert response.status_code == 503
+    assert response.json["code"] == "shared_state_unavailable"
+    assert client.get("/readyz").status_code == 503
+
+
 def test_unknown_route_and_wrong_method_are_problems(client, org):
     _, headers = org
     missing = client.get("/api/v1/nothing-here", headers=headers)
@@ -74,6 +95,12 @@ def test_request_id_is_echoed_or_made(client):
     ({"ORG_RATE_LIMIT": "fast"}, "ORG_RATE_LIMIT"),
     ({"HTTP_READ_TIMEOUT": "soon"}, "HTTP_READ_TIMEOUT"),
     ({"SHOPIFY_API_VERSION": "latest"}, "SHOPIFY_API_VERSION"),
+    ({"SHOPIFY_ADMIN_ACCESS_TOKEN": "shpat_with a_space"}, "SHOPIFY_ADMIN_ACCESS_TOKEN"),
+    ({"SHOPIFY_ADMIN_ACCESS_TOKENS": '{"demo-store": "line\\nbreak"}'}, "SHOPIFY_ADMIN_ACCESS_TOKENS"),
+    ({"SHOPIFY_ADMIN_ACCESS_TOKENS": "{}"}, "SHOPIFY_ADMIN_ACCESS_TOKENS"),
+    ({"SHOPIFY_ADMIN_ACCESS_TOKENS": '{"Demo-Store": "tok_a", "demo-store": "tok_b"}'}, "SHOPIFY_ADMIN_ACCESS_TOKENS"),
+    ({"SHOPIFY_ADMIN_ACCESS_TOKENS": '{"evil.com": "tok_a"}'}, "SHOPIFY_ADMIN_ACCESS_TOKENS"),
+    ({"KLAVIYO_PRIVATE_API_KEYS": '{"ABC": "pk_a"}'}, "KLAVIYO_PRIVATE_API_KEYS"),
 ])
 def test_junk_configuration_refuses_start_up_naming_the_variable(make_app, env, name):
     with pytest.raises(ConfigError) as raised:

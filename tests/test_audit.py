@@ -51,8 +51,19 @@ def test_audit_log_filters(client, connected):
     assert client.get("/api/v1/audit-logs", query_string={"until": future}, headers=connected).json["data"]
 
 
+def test_time_filters_respect_the_offset(client, connected):
+    now = datetime.now(timezone.utc)
+    same_instant_elsewhere = now.astimezone(timezone(timedelta(hours=5)))
+    earlier = (same_instant_elsewhere - timedelta(minutes=5)).isoformat()
+    assert client.get("/api/v1/audit-logs", query_string={"since": earlier}, headers=connected).json["data"]
+    later = (same_instant_elsewhere + timedelta(minutes=5)).isoformat()
+    assert client.get("/api/v1/audit-logs", query_string={"since": later}, headers=connected).json["data"] == []
+
+
 def test_bad_audit_filters_are_422(client, connected):
     response = client.get("/api/v1/audit-logs?since=yesterday", headers=connected)
     assert response.status_code == 422
     assert response.json["field"] == "since"
     assert client.get("/api/v1/audit-logs?limit=1000", headers=connected).json["field"] == "limit"
+    huge = client.get("/api/v1/audit-logs?cursor=999999999999999999999999", headers=connected)
+    assert huge.status_code == 422 and huge.json["field"] == "cursor"

@@ -196,19 +196,45 @@ def test_connect_with_approval_waits_as_pending_until_admin_approves(make_app, a
     assert again.status_code == 409
 
 
-def test_test_records_error_then_connected(client, connected, shopify):
-    shopify.inject("http_500", times=10)
-    failed = client.post("/api/v1/integrations/shopify/test", headers=connected)
+def test_test_records_error_when_the_store_refuses_then_connected_again(client, connected, shopify):
+    original = shopify.access_tokens["demo-store"]
+    shopify.access_tokens["demo-store"] = "shpat_rotated_by_the_merchant"
+    try:
+        failed = client.post("/api/v1/integrations/shopify/test", headers=connected)
+    finally:
+        shopify.access_tokens["demo-store"] = original
     assert failed.status_code == 200
     assert failed.json["status"] == "error"
     assert failed.json["test"]["ok"] is False
-    assert "HTTP 500" in failed.json["error_message"]
-    shopify.reset()
+    assert "do not reach 'demo-store'" in failed.json["error_message"]
+    assert client.get("/api/v1/shopify/products/8915061031187", headers=connected).status_code == 409
     passed = client.post("/api/v1/integrations/shopify/test", headers=connected)
     assert passed.json["status"] == "connected"
     assert passed.json["test"] == {"ok": True, "message": None}
     assert passed.json["error_message"] is None
     assert passed.json["sync_status"] == "ok"
+
+
+def test_a_passing_upstream_failure_is_reported_but_keeps_the_integration_online(client, connected, shopify):
+    shopify.inject("http_500", times=10)
+    result = client.post("/api/v1/integrations/shopify/test", headers=connected)
+    assert result.status_code == 200
+    assert result.json["test"]["ok"] is False
+    assert "HTTP 500" in result.json["error_message"]
+    assert result.json["status"] == "connected"
+    assert result.json["sync_status"] == "upstream_error"
+
+
+def test_refused_connects_are_audited_without_changing_anything(client, connected, new_org, audit_rows):
+    globex, headers = new_org("globex")
+    assert put(client, "shopify", {"storeName": "demo-store"}, headers).status_code == 409
+    assert put(client, "shopify", {"storeName": "evil.com#"}, headers).status_code == 422
+    import uuid as _uuid
+
+    rows = audit_rows(organization_id=_uuid.UUID(globex["id"]), action="integration.connect_failed")
+    assert [(r.status_code, r.detail["error"]) for r in rows] == [(409, "account_claimed"), (422, "validation_error")]
+    assert all(r.target is None for r in rows)
+    assert client.get("/api/v1/integrations", headers=headers).json["data"] == []
 
 
 def test_test_on_unconnected_provider_is_404(client, org):

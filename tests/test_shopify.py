@@ -166,6 +166,13 @@ def test_http_429_from_shopify_becomes_429_with_retry_after(client, connected, s
     assert len(graphql_calls(shopify)) == 2
 
 
+def test_an_absurd_retry_after_from_shopify_is_not_passed_on(client, connected, shopify):
+    shopify.inject("http_429", times=10, retry_after="inf")
+    response = client.get(f"/api/v1/shopify/products/{MUG}", headers=connected)
+    assert response.status_code == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 3600
+
+
 def test_server_error_is_retried_then_502(client, connected, shopify):
     shopify.inject("http_500", times=10)
     response = client.get(f"/api/v1/shopify/products/{MUG}", headers=connected)

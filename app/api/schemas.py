@@ -109,7 +109,7 @@ class AuditQuerySchema(Schema):
                                  metadata={"description": "ISO 8601 with offset, inclusive"})
     until = fields.AwareDateTime(load_default=None, metadata={"description": "ISO 8601 with offset, exclusive"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1),
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**63 - 1),
                             metadata={"description": "`next_cursor` from the previous page"})
 
 

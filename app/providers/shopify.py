@@ -19,6 +19,7 @@ Rate limits: GraphQL is cost-based; a throttled call is HTTP 200 with
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from flask import current_app
@@ -101,6 +102,11 @@ class ShopifyClient:
         self.version = app.config["SHOPIFY_API_VERSION"]
         self.template = app.config["SHOPIFY_SHOP_URL_TEMPLATE"]
         self.token_map = {k.lower(): v for k, v in self.creds.map("SHOPIFY_ADMIN_ACCESS_TOKENS").items()}
+        client_id = self.creds.get("SHOPIFY_ADMIN_API_KEY")
+        # Cache keys name the app (by a digest of its client id), so rotated app credentials or
+        # two deployments sharing one Redis never hand each other's tokens out.
+        self.grant_prefix = "shopify:" + (
+            hashlib.sha256(client_id.reveal().encode()).hexdigest()[:12] if client_id else "-") + ":"
 
     def base_url(self, shop: str) -> tuple[str, Target]:
         # Second line of defence (names are validated when connected): the store must still be
@@ -121,7 +127,7 @@ class ShopifyClient:
         if single is not None:
             return single.reveal(), "token"
         if self.creds.get("SHOPIFY_ADMIN_API_KEY") and self.creds.get("SHOPIFY_ADMIN_API_SECRET"):
-            return self.tokens.get_or_mint(f"shopify:{shop}", lambda: self._mint(shop)), "grant"
+            return self.tokens.get_or_mint(self.grant_prefix + shop, lambda: self._mint(shop)), "grant"
         raise UpstreamAuthFailed(NAME, "The platform has no Shopify credential for this store.")
 
     def _mint(self, shop: str) -> tuple[str, float]:
@@ -141,7 +147,8 @@ class ShopifyClient:
             raise UpstreamAuthFailed(NAME, "Shopify refused the app's client credentials for this store.")
         payload = _json(response)
         token, ttl = payload.get("access_token"), payload.get("expires_in")
-        if response.status_code != 200 or not isinstance(token, str) or not isinstance(ttl, (int, float)):
+        if (response.status_code != 200 or not isinstance(token, str) or not isinstance(ttl, (int, float))
+                or not token or not all(33 <= ord(ch) <= 126 for ch in token) or not 0 < ttl < 10**7):
             raise UpstreamBadResponse(NAME, "Shopify's token endpoint gave an unusable answer.")
         return token, float(ttl)
 
@@ -159,7 +166,7 @@ class ShopifyClient:
         note(upstream_status=response.status_code, attempts=outcome.attempts)
         if response.status_code in (401, 403):
             if source == "grant":
-                self.tokens.invalidate(f"shopify:{shop}")  # revoked early: mint anew next time
+                self.tokens.invalidate(self.grant_prefix + shop)  # revoked early: mint anew next time
             raise UpstreamAuthFailed(NAME, "Shopify refused the platform's token for this store.")
         if response.status_code == 404:
             raise UpstreamAuthFailed(NAME, "Shopify does not know this store (or the app is not installed).")

@@ -1,6 +1,5 @@
 """The audit log: one writer, org-scoped reads, newest first, paginated, filterable."""
 
-import uuid
 from datetime import datetime, timedelta, timezone
 
 MUG = "8915061031187"

@@ -35,7 +35,7 @@ from app.errors import (
 )
 from app.outbound import Response, Retry, Target
 from app.providers.base import DNS_LABEL, AccountCheckFailed, IdentifierField, Provider
-from app.proxy import credentials_for, note, proxy_action
+from app.proxy import note, proxy_action
 from config import CredentialSpec
 
 NAME = "shopify"

@@ -121,7 +121,8 @@ def _read_body(raw, deadline: float, provider: str) -> bytes:
     (the read timeout alone bounds each socket read, not the whole body)."""
     chunks, size = [], 0
     try:
-        for chunk in raw.stream(64 * 1024):
+        # read1: whatever one socket read returns (read(n) would block until n bytes arrive).
+        while chunk := raw.read1(64 * 1024):
             size += len(chunk)
             if size > MAX_BODY:
                 raise UpstreamBadResponse(provider, f"{provider}'s answer was too large.")

@@ -75,7 +75,8 @@ INVALID_TOKEN_BODY = {"errors": "[API] Invalid API key or access token (unrecogn
 NOT_FOUND_BODY = {"errors": "Not Found"}
 BAD_QUERY_BODY = {"errors": {"query": "Required parameter missing or invalid"}}
 
-FAULT_KINDS = frozenset({"throttled", "http_429", "http_500", "http_503", "slow", "redirect", "garbage", "drop"})
+FAULT_KINDS = frozenset({"throttled", "http_429", "http_500", "http_503", "slow", "redirect", "garbage", "drop",
+                         "drip"})
 ENDPOINTS = frozenset({"graphql", "token"})
 
 _VERSION = re.compile(r"\d{4}-(01|04|07|10)|unstable")
@@ -327,6 +328,19 @@ class ShopifyEmulator:
                     status=200,
                     content_type="text/html; charset=utf-8",
                 )
+            case "drip":
+                # Headers at once, then the body a byte at a time: every socket read finishes
+                # within a read timeout, yet the whole answer takes ``seconds`` × its length.
+                pause = float(params.get("seconds", 0.5))
+                body = b'{"data": {"shop": null}}'
+
+                def trickle():
+                    for i in range(len(body)):
+                        time.sleep(pause)
+                        yield body[i:i + 1]
+
+                return Response(trickle(), status=200, content_type="application/json",
+                                headers={"Content-Length": str(len(body))})
             case "drop":
                 sock = request.environ.get("werkzeug.socket")
                 if sock is None:

@@ -102,3 +102,14 @@ def test_redirect_is_not_followed(outbound, shopify):
     with pytest.raises(UpstreamBadResponse):
         call(outbound, shopify)
     assert [r["shop"] for r in shopify.received] == ["demo-store"]
+
+
+def test_a_server_that_drips_its_answer_does_not_outlast_the_deadline(outbound, shopify):
+    # Each byte arrives within the 1 s read timeout; the whole answer would take ~12 s.
+    shopify.inject("drip", times=1, seconds=0.5)
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout):
+        call(outbound, shopify, idempotent=False)
+    assert time.monotonic() - started < 3 + 1  # the 3 s deadline, plus one read's slack

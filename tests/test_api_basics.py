@@ -26,6 +26,10 @@ def test_openapi_document_describes_the_api(client):
     search = spec["paths"]["/api/v1/shopify/products"]["get"]
     assert {p["name"] for p in search["parameters"]} >= {"query", "first", "after"}
     assert "bearerAuth" in spec["components"]["securitySchemes"]
+    shopify_identifier = spec["components"]["schemas"]["ShopifyIdentifier"]
+    assert shopify_identifier["required"] == ["storeName"]
+    assert shopify_identifier["properties"]["storeName"]["example"] == "mystore"
+    assert len(spec["components"]["schemas"]["Connect"]["properties"]["account_identifier"]["anyOf"]) == 7
     assert client.get("/api/v1/docs").status_code == 200
 
 

@@ -14,6 +14,35 @@ class SwitchboardApi(Api):
         return http_problem(error)
 
 
+def _document_identifiers(api) -> None:
+    """Each provider's identifier, as a schema component built from the same declaration that
+    validates it (app/providers/*.py); the connect body's ``account_identifier`` is one of them."""
+    from app.api.schemas import ConnectSchema
+    from app.providers import PROVIDERS
+
+    refs = []
+    for provider in PROVIDERS.values():
+        name = f"{provider.name.capitalize()}Identifier"
+        field = provider.identifier
+        properties, required = {}, []
+        if field is not None:
+            # Lower-cased fields accept either case (stored lower-cased).
+            pattern = field.pattern.replace("a-z", "a-zA-Z") if field.lower else field.pattern
+            properties[field.name] = {"type": "string", "pattern": f"^{pattern}$",
+                                      "maxLength": field.max_length, "example": field.example,
+                                      "description": field.description}
+            required = [field.name]
+        schema = {"type": "object", "properties": properties, "additionalProperties": False,
+                  "description": f"{provider.title}: " + (f"the org names its account by {field.name}"
+                                                           if field else "a platform service; send {}")}
+        if required:
+            schema["required"] = required
+        api.spec.components.schema(name, schema)
+        refs.append({"$ref": f"#/components/schemas/{name}"})
+    # anyOf, not oneOf: Stripe's and OpenAI's (empty) identifiers are the same shape.
+    ConnectSchema._declared_fields["account_identifier"].metadata["anyOf"] = refs
+
+
 def init_app(app) -> None:
     from app import providers
     from app.api import admin, health, org
@@ -34,6 +63,7 @@ def init_app(app) -> None:
         "security": [{"bearerAuth": []}, {"apiKeyHeader": []}],
     })
     api = SwitchboardApi(app)  # one per app: tests build many apps
+    _document_identifiers(api)
     app.register_blueprint(health.bp)
     api.register_blueprint(org.blp)
     api.register_blueprint(admin.blp)

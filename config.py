@@ -145,7 +145,7 @@ class Config:
             "ADMIN_API_KEY": Secret(admin_key) if admin_key else None,
             "MAX_CONTENT_LENGTH": env_int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
             "CONNECT_REQUIRES_APPROVAL": env_bool(env, "CONNECT_REQUIRES_APPROVAL", False),
-            # Outbound HTTP: every provider call goes through app/http.py with these.
+            # Outbound HTTP: every provider call goes through app/outbound.py with these.
             "HTTP_CONNECT_TIMEOUT": env_float(env, "HTTP_CONNECT_TIMEOUT", 3.05, minimum=0.01),
             "HTTP_READ_TIMEOUT": env_float(env, "HTTP_READ_TIMEOUT", 10.0, minimum=0.01),
             "HTTP_DEADLINE": env_float(env, "HTTP_DEADLINE", 15.0, minimum=0.05),

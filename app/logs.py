@@ -16,7 +16,7 @@ class RedactSecrets(logging.Filter):
     def __init__(self, secrets: list[str]):
         super().__init__()
         # Longest first so a secret that contains another is redacted whole.
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if has_request_context():

@@ -26,6 +26,8 @@ def test_openapi_document_describes_the_api(client):
     search = spec["paths"]["/api/v1/shopify/products"]["get"]
     assert {p["name"] for p in search["parameters"]} >= {"query", "first", "after"}
     assert "bearerAuth" in spec["components"]["securitySchemes"]
+    assert "application/problem+json" in spec["components"]["responses"]["DEFAULT_ERROR"]["content"]
+    assert spec["paths"]["/api/v1/admin/organizations"]["post"]["security"] == [{"adminBearer": []}]
     shopify_identifier = spec["components"]["schemas"]["ShopifyIdentifier"]
     assert shopify_identifier["required"] == ["storeName"]
     assert shopify_identifier["properties"]["storeName"]["example"] == "mystore"

@@ -46,7 +46,10 @@ def test_audit_log_filters(client, connected):
     by_provider = client.get("/api/v1/audit-logs?provider=klaviyo", headers=connected).json["data"]
     assert by_provider == []
     future = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    past = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
     assert client.get("/api/v1/audit-logs", query_string={"since": future}, headers=connected).json["data"] == []
+    assert client.get("/api/v1/audit-logs", query_string={"since": past}, headers=connected).json["data"]
+    assert client.get("/api/v1/audit-logs", query_string={"until": past}, headers=connected).json["data"] == []
     assert client.get("/api/v1/audit-logs", query_string={"until": future}, headers=connected).json["data"]
 
 
@@ -66,3 +69,44 @@ def test_bad_audit_filters_are_422(client, connected):
     assert client.get("/api/v1/audit-logs?limit=1000", headers=connected).json["field"] == "limit"
     huge = client.get("/api/v1/audit-logs?cursor=999999999999999999999999", headers=connected)
     assert huge.status_code == 422 and huge.json["field"] == "cursor"
+
+
+def test_every_admin_action_disconnect_and_failed_admin_login_is_audited(make_app, admin, audit_rows):
+    app = make_app(CONNECT_REQUIRES_APPROVAL="true")
+    client = app.test_client()
+    org = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json
+    issued = client.post(f"/api/v1/admin/organizations/{org['id']}/api-keys", json={}, headers=admin).json
+    headers = {"X-API-Key": issued["key"]}
+    client.patch(f"/api/v1/admin/organizations/{org['id']}", json={"rate_limit": "100/minute"}, headers=admin)
+    pending = client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
+                         headers=headers).json
+    client.post(f"/api/v1/admin/integrations/{pending['id']}/approve", headers=admin)
+    client.delete("/api/v1/integrations/shopify", headers=headers)
+    client.delete(f"/api/v1/admin/organizations/{org['id']}/api-keys/{issued['id']}", headers=admin)
+    client.get("/api/v1/admin/organizations", headers={"Authorization": "Bearer not-the-admin-key-at-all"})
+    rows = audit_rows()
+    assert [(r.action, r.actor.split(":")[0]) for r in rows] == [
+        ("org.created", "admin"), ("key.issued", "admin"), ("org.updated", "admin"),
+        ("integration.pending", "key"), ("integration.approved", "admin"),
+        ("integration.disconnected", "key"), ("key.revoked", "admin"), ("auth.failed", "anonymous"),
+    ]
+    assert rows[-1].detail["reason"] == "admin_key_mismatch"
+    assert all("not-the-admin-key" not in str(r.detail) for r in rows)
+
+
+def test_a_proxy_call_is_refused_when_its_audit_row_cannot_be_written(client, connected, app):
+    from app.extensions import db
+    import sqlalchemy as sa
+
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE audit_logs RENAME TO audit_logs_away"))
+    try:
+        response = client.get("/api/v1/shopify/products/8915061031187", headers=connected)
+    finally:
+        with app.app_context():
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE audit_logs_away RENAME TO audit_logs"))
+    assert response.status_code == 503
+    assert response.json["code"] == "audit_unavailable"
+    assert "Classic Coffee Mug" not in response.get_data(as_text=True)

@@ -23,11 +23,15 @@ def test_issued_key_has_the_documented_shape_and_is_stored_as_a_hash(client, adm
     assert "key" not in listed[0]
 
 
-def test_key_works_as_bearer_and_as_x_api_key(client, org):
-    _, headers = org
+def test_key_works_as_bearer_and_as_x_api_key(client, org, admin):
+    org_data, headers = org
     key = headers["Authorization"].split()[1]
+    listed = client.get(f"/api/v1/admin/organizations/{org_data['id']}/api-keys", headers=admin).json["data"]
+    assert listed[0]["last_used_at"] is None
     assert client.get("/api/v1/integrations", headers={"Authorization": f"Bearer {key}"}).status_code == 200
     assert client.get("/api/v1/integrations", headers={"X-API-Key": key}).status_code == 200
+    listed = client.get(f"/api/v1/admin/organizations/{org_data['id']}/api-keys", headers=admin).json["data"]
+    assert listed[0]["last_used_at"] is not None
 
 
 def _broken_checksum(key: str) -> str:

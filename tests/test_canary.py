@@ -25,13 +25,14 @@ CANARIES = {
     "STRIPE_WEBHOOK_SECRET": "canary-stripe-webhook-secret-c5d6",
     "OPENAI_API_KEY": "canary-openai-api-key-e7f8",
 }
+WRONG_SECRET = "canary-shopify-wrong-client-secret-9a0b"
 MAP_CANARIES = {
     "SHOPIFY_ADMIN_ACCESS_TOKENS": {"demo-store": "canary-shopify-map-token-demo-0a1b"},
     "KLAVIYO_PRIVATE_API_KEYS": {"AbC123": "canary-klaviyo-map-key-2c3d"},
     "KUSTOMER_API_KEYS": {"mycompany": "canary-kustomer-map-key-4e5f"},
     "MESSENGER_PAGE_ACCESS_TOKENS": {"104512345678901": "canary-messenger-map-token-6a7b"},
 }
-ALL = list(CANARIES.values()) + [v for m in MAP_CANARIES.values() for v in m.values()]
+ALL = list(CANARIES.values()) + [v for m in MAP_CANARIES.values() for v in m.values()] + [WRONG_SECRET]
 MUG = "8915061031187"
 
 
@@ -58,7 +59,7 @@ def test_no_credential_appears_anywhere(make_app, canary_shopify, caplog, capfd)
     seen = []
 
     def call(method, path, **kwargs):
-        response = client.open(path, method=method, **kwargs)
+        response = client.open(path, method=method, **kwargs)  # the client currently in use
         seen.append(f"{response.status_code} {dict(response.headers)} {response.get_data(as_text=True)}")
         return response
 
@@ -88,12 +89,36 @@ def test_no_credential_appears_anywhere(make_app, canary_shopify, caplog, capfd)
     call("GET", "/api/v1/admin/organizations", headers={"Authorization": "Bearer " + CANARIES["ADMIN_API_KEY"][:-1]})
     call("GET", "/api/v1/integrations", headers={"Authorization": f"Bearer {CANARIES['OPENAI_API_KEY']}"})
     call("GET", "/api/v1/openapi.json")
+
+    # The client-credentials grant: a token minted per store, refused, minted again; and a wrong secret.
+    grant_env = dict(env, SHOPIFY_ADMIN_ACCESS_TOKENS=None, SHOPIFY_ADMIN_ACCESS_TOKEN=None)
+    grant_client = make_app(SHOPIFY_SHOP_URL_TEMPLATE=canary_shopify.url + "/shops/{shop}", **grant_env).test_client()
+    org2_id = grant_client.post("/api/v1/admin/organizations", json={"slug": "globex"}, headers=admin).json["id"]
+    org2 = {"Authorization": "Bearer " + grant_client.post(f"/api/v1/admin/organizations/{org2_id}/api-keys",
+                                                            json={}, headers=admin).json["key"]}
+    client = grant_client
+    call("PUT", "/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "other-store"}}, headers=org2)
+    call("GET", "/api/v1/shopify/products?query=tamper", headers=org2)
+    canary_shopify.expire_tokens()
+    call("GET", "/api/v1/shopify/products?query=tamper", headers=org2)
+    call("GET", "/api/v1/shopify/products?query=tamper", headers=org2)
+    assert canary_shopify.grants["other-store"] == 2
+    wrong_client = make_app(SHOPIFY_SHOP_URL_TEMPLATE=canary_shopify.url + "/shops/{shop}",
+                            **dict(grant_env, SHOPIFY_ADMIN_API_SECRET=WRONG_SECRET)).test_client()
+    client = wrong_client
+    canary_shopify.expire_tokens()  # a cached token (shared through Redis) is refused first ...
+    call("POST", "/api/v1/integrations/shopify/test", headers=org2)
+    call("POST", "/api/v1/integrations/shopify/test", headers=org2)  # ... then the wrong secret is
+    assert '"ok":false' in seen[-1].replace(" ", "")
+    assert any((r.get("form") or {}).get("client_secret") == WRONG_SECRET for r in canary_shopify.received)
+
     cli = app.test_cli_runner().invoke(args=["providers", "list"])
     seen.append(cli.output)
 
     # The test drove the paths it claims to: successes and upstream failures both happened.
     statuses = [int(s.split()[0]) for s in seen[:-1]]
     assert {200, 201, 401, 422, 429, 502, 504} <= set(statuses)
+    assert any(r["endpoint"] == "token" for r in canary_shopify.received)
     assert repr(app.extensions["credentials"]).startswith("Credentials(configured=")
 
     with app.app_context():

@@ -40,12 +40,16 @@ def test_bad_store_name_is_422_naming_the_field_and_sends_nothing(client, org, s
     assert client.get("/api/v1/integrations/shopify", headers=headers).status_code == 404
 
 
-def test_store_name_is_lower_cased(client, org, shopify):
+def test_store_name_is_lower_cased_and_reconnecting_is_200(client, org, shopify):
     _, headers = org
     response = put(client, "shopify", {"storeName": "Demo-Store"}, headers)
     assert response.status_code == 201, response.json
     assert response.json["account_identifier"] == {"storeName": "demo-store"}
     assert response.json["status"] == "connected"
+    again = put(client, "shopify", {"storeName": "demo-store"}, headers)
+    assert again.status_code == 200
+    assert again.json["id"] == response.json["id"]
+    assert again.json["connected_at"] == response.json["connected_at"]
 
 
 @pytest.mark.parametrize(
@@ -183,6 +187,8 @@ def test_connect_with_approval_waits_as_pending_until_admin_approves(make_app, a
     pending = put(client, "shopify", {"storeName": "demo-store"}, headers)
     assert pending.status_code == 201
     assert pending.json["status"] == "pending"
+    tested = client.post("/api/v1/integrations/shopify/test", headers=headers)
+    assert tested.json["test"]["ok"] is True and tested.json["status"] == "pending"
     blocked = client.get("/api/v1/shopify/products/7001000000001", headers=headers)
     assert blocked.status_code == 409
     assert blocked.json["code"] == "integration_not_connected"

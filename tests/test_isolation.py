@@ -22,6 +22,12 @@ def test_proxy_uses_only_the_callers_own_store(client, connected, new_org, shopi
     assert client.get(f"/api/v1/shopify/products/{MUG}", headers=globex).status_code == 404
     assert client.get(f"/api/v1/shopify/products/{MUG}", headers=connected).status_code == 200
     assert [r["shop"] for r in shopify.received] == ["other-store", "demo-store"]
+    theirs = client.get("/api/v1/shopify/products?query=mug", headers=globex).json["data"]
+    assert theirs == []  # demo-store's mug is not in other-store
+    ours = client.get("/api/v1/shopify/orders/%231001", headers=connected).json
+    their_order = client.get("/api/v1/shopify/orders/%231001", headers=globex).json
+    assert ours["id"] != their_order["id"]  # the same order name, each org's own store
+    assert client.get(f"/api/v1/shopify/orders/{ours['id']}", headers=globex).status_code == 404
 
 
 def test_organization_id_in_query_is_ignored(client, connected, new_org):

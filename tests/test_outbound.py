@@ -24,19 +24,28 @@ def call(outbound, shopify, *, idempotent=True, url=None):
     )
 
 
-@pytest.mark.parametrize("store", ["evil.com#", "evil.com/", "x@evil.com", "x.myshopify.com.evil.com",
-                                   "evil.com:443", "127.0.0.1"])
-def test_a_store_name_that_smuggles_a_host_is_refused_by_the_url_check(make_app, store):
-    # Validation already refuses these names; this proves the second line of defence holds alone.
+SMUGGLING_NAMES = ["evil.com#", "evil.com/", "x@evil.com", "x.myshopify.com.evil.com", "evil.com:443", "127.0.0.1"]
+
+
+@pytest.mark.parametrize("store", SMUGGLING_NAMES)
+def test_the_client_refuses_a_store_name_that_is_not_one_label(make_app, store):
+    # Validation refuses these names at connect time; the client refuses them again on its own.
     app = make_app(SHOPIFY_SHOP_URL_TEMPLATE="https://{shop}.myshopify.com")
     with app.app_context():
         from app.providers.shopify import client
 
         with pytest.raises(UpstreamBadResponse):
-            url, expected = client().base_url(store)
-            check_url(url + "/admin/api/2026-10/graphql.json", expected, "shopify")
-        good_url, good_expected = client().base_url("demo-store")
-        check_url(good_url + "/admin/api/2026-10/graphql.json", good_expected, "shopify")
+            client().base_url(store)
+        url, expected = client().base_url("demo-store")
+        check_url(url + "/admin/api/2026-10/graphql.json", expected, "shopify")
+
+
+@pytest.mark.parametrize("store", ["evil.com#", "evil.com/", "x@evil.com", "evil.com:443"])
+def test_the_url_check_alone_refuses_a_name_that_moves_the_host(store):
+    # Without the label check, the template would send the token to evil.com: the parser sees it.
+    url = "https://{shop}.myshopify.com".format(shop=store) + "/admin/api/2026-10/graphql.json"
+    with pytest.raises(UpstreamBadResponse):
+        check_url(url, Target("https", f"{store}.myshopify.com", None), "shopify")
 
 
 @pytest.mark.parametrize("url", ["https://evil.com#.myshopify.com/x", "https://x@evil.com.myshopify.com/x",

@@ -2,10 +2,13 @@
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from sandbox.server import serve
+from sandbox.shopify import ShopifyEmulator
 from tests.conftest import SHOPIFY_CLIENT_ID, SHOPIFY_CLIENT_SECRET
 
 MUG = "8915061031187"
@@ -259,21 +262,20 @@ def test_grant_mints_one_token_per_store_and_caches_it(make_app, admin, shopify)
     assert grant["form"]["client_id"] == SHOPIFY_CLIENT_ID
 
 
-def test_concurrent_first_calls_trigger_one_grant(make_app, admin, shopify):
-    app = grant_app(make_app)
-    client = app.test_client()
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
+def org_with_key(client, admin, slug="acme"):
+    org_id = client.post("/api/v1/admin/organizations", json={"slug": slug}, headers=admin).json["id"]
     key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
-    headers = {"Authorization": f"Bearer {key}"}
-    # Connect with a token map app so the grant app's cache is still cold afterwards.
-    with app.app_context():
-        from app.extensions import db
-        from app.models import Integration
-        import uuid
+    return {"Authorization": f"Bearer {key}"}
 
-        db.session.add(Integration(organization_id=uuid.UUID(org_id), provider="shopify", status="connected",
-                                   account_identifier={"storeName": "demo-store"}, account_key="demo-store"))
-        db.session.commit()
+
+def test_concurrent_first_calls_trigger_one_grant(make_app, admin, shopify):
+    # Connect through a token-map app, then call through a second app (another process, in
+    # production) that uses the grant: its token cache is cold and six callers race for it.
+    mapped = make_app().test_client()
+    headers = org_with_key(mapped, admin)
+    assert mapped.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
+                      headers=headers).status_code == 201
+    app = grant_app(make_app)
     shopify.inject("slow", times=1, seconds=0.3, endpoint="token")
     barrier = threading.Barrier(6)
 
@@ -285,6 +287,37 @@ def test_concurrent_first_calls_trigger_one_grant(make_app, admin, shopify):
         statuses = list(pool.map(call, range(6)))
     assert statuses == [200] * 6
     assert shopify.grants["demo-store"] == 1
+
+
+def test_a_token_the_store_refuses_is_dropped_and_minted_anew(make_app, admin, shopify):
+    app = grant_app(make_app)
+    client = app.test_client()
+    headers = org_with_key(client, admin)
+    assert client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
+                      headers=headers).status_code == 201
+    shopify.expire_tokens("demo-store")  # Shopify revoked it early
+    refused = client.get(f"/api/v1/shopify/products/{MUG}", headers=headers)
+    assert refused.status_code == 502
+    assert refused.json["code"] == "upstream_auth_failed"
+    assert client.get(f"/api/v1/shopify/products/{MUG}", headers=headers).status_code == 200
+    assert shopify.grants["demo-store"] == 2
+
+
+def test_a_short_lived_token_is_refreshed_before_it_expires(make_app, admin):
+    emulator = ShopifyEmulator(client_id=SHOPIFY_CLIENT_ID, client_secret=SHOPIFY_CLIENT_SECRET, token_ttl=2)
+    with serve(emulator.wsgi) as server:
+        app = make_app(SHOPIFY_ADMIN_ACCESS_TOKENS=None, SHOPIFY_ADMIN_API_KEY=SHOPIFY_CLIENT_ID,
+                       SHOPIFY_ADMIN_API_SECRET=SHOPIFY_CLIENT_SECRET,
+                       SHOPIFY_SHOP_URL_TEMPLATE=server.url + "/shops/{shop}")
+        client = app.test_client()
+        headers = org_with_key(client, admin)
+        assert client.put("/api/v1/integrations/shopify",
+                          json={"account_identifier": {"storeName": "demo-store"}}, headers=headers).status_code == 201
+        assert client.get(f"/api/v1/shopify/products/{MUG}", headers=headers).status_code == 200
+        assert emulator.grants["demo-store"] == 1  # cached for half its two-second life
+        time.sleep(1.2)
+        assert client.get(f"/api/v1/shopify/products/{MUG}", headers=headers).status_code == 200
+        assert emulator.grants["demo-store"] == 2  # refreshed before Shopify would refuse it
 
 
 def test_wrong_client_secret_refuses_connect(make_app, admin, shopify):

@@ -59,6 +59,7 @@ def init_app(app) -> None:
         "components": {"securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer", "description": "org API key (sb_live_…)"},
             "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "adminBearer": {"type": "http", "scheme": "bearer", "description": "the platform's ADMIN_API_KEY"},
         }},
         "security": [{"bearerAuth": []}, {"apiKeyHeader": []}],
     })
@@ -68,3 +69,8 @@ def init_app(app) -> None:
     api.register_blueprint(org.blp)
     api.register_blueprint(admin.blp)
     providers.init_app(app, api)
+    for response in api.spec.components.responses.values():
+        # Errors are served as application/problem+json (app/errors.py); say so.
+        content = response.get("content", {})
+        if "application/json" in content:
+            content["application/problem+json"] = content.pop("application/json")

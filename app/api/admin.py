@@ -26,10 +26,13 @@ from app.extensions import db
 from app.models import ApiKey, Integration, Organization
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Platform administration.")
+# Every admin operation takes the admin key, not an org key.
+admin_auth = blp.doc(security=[{"adminBearer": []}])
 
 
 @blp.route("/organizations", methods=["POST"])
 @blp.response(201, OrgSchema)
+@admin_auth
 @admin_required
 @blp.arguments(OrgCreateSchema)
 def create_org(body):
@@ -39,6 +42,7 @@ def create_org(body):
 
 @blp.route("/organizations", methods=["GET"])
 @blp.response(200, OrgListSchema)
+@admin_auth
 @admin_required
 def list_orgs():
     """Every organization."""
@@ -47,6 +51,7 @@ def list_orgs():
 
 @blp.route("/organizations/<org_ref>", methods=["GET"])
 @blp.response(200, OrgSchema)
+@admin_auth
 @admin_required
 def get_org(org_ref):
     """One organization, by id or slug."""
@@ -55,6 +60,7 @@ def get_org(org_ref):
 
 @blp.route("/organizations/<org_ref>", methods=["PATCH"])
 @blp.response(200, OrgSchema)
+@admin_auth
 @admin_required
 @blp.arguments(OrgUpdateSchema)
 def update_org(body, org_ref):
@@ -64,6 +70,7 @@ def update_org(body, org_ref):
 
 @blp.route("/organizations/<org_ref>/api-keys", methods=["POST"])
 @blp.response(201, IssuedKeySchema)
+@admin_auth
 @admin_required
 @blp.arguments(KeyCreateSchema)
 def issue_key(body, org_ref):
@@ -74,6 +81,7 @@ def issue_key(body, org_ref):
 
 @blp.route("/organizations/<org_ref>/api-keys", methods=["GET"])
 @blp.response(200, ApiKeyListSchema)
+@admin_auth
 @admin_required
 def list_keys(org_ref):
     """The org's keys (prefixes only)."""
@@ -84,6 +92,7 @@ def list_keys(org_ref):
 
 @blp.route("/organizations/<org_ref>/api-keys/<key_id>", methods=["DELETE"])
 @blp.response(204)
+@admin_auth
 @admin_required
 def revoke_key(org_ref, key_id):
     """Revoke a key; it stops working at once."""
@@ -92,6 +101,7 @@ def revoke_key(org_ref, key_id):
 
 @blp.route("/integrations", methods=["GET"])
 @blp.response(200, IntegrationListSchema)
+@admin_auth
 @admin_required
 @blp.arguments(PendingQuerySchema, location="query", as_kwargs=True)
 def list_integrations(status):
@@ -102,6 +112,7 @@ def list_integrations(status):
 
 @blp.route("/integrations/<integration_id>/approve", methods=["POST"])
 @blp.response(200, IntegrationSchema)
+@admin_auth
 @admin_required
 def approve(integration_id):
     """Approve a pending connection."""
@@ -110,6 +121,7 @@ def approve(integration_id):
 
 @blp.route("/audit-logs", methods=["GET"])
 @blp.response(200, AuditPageSchema)
+@admin_auth
 @admin_required
 @blp.arguments(AuditQuerySchema, location="query", as_kwargs=True)
 def audit_logs(**filters):

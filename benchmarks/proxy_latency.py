@@ -105,7 +105,7 @@ def run(label: str, database_url: str, redis_url: str | None, rounds: int, warmu
 
     emulator = [str(BIN / "python"), "-m", "sandbox", "shopify", "--port", str(shopify_port)]
     worker = os.environ.get("BENCH_WORKER", "gthread")
-    server = [str(BIN / "gunicorn"), "-w", "1", "-k", worker, "--threads", "4", "-b", f"127.0.0.1:{app_port}",
+    server = [str(BIN / "gunicorn"), "-w", "1", "-k", worker, "--threads", os.environ.get("BENCH_THREADS", "4"), "-b", f"127.0.0.1:{app_port}",
               "--keep-alive", "30", "wsgi:app"]
     with process(emulator, env, shopify_url + "/__sandbox__/received"), process(server, env, app_url + "/healthz"):
         admin = {"Authorization": f"Bearer {ADMIN}"}

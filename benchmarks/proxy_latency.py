@@ -4,7 +4,8 @@
     python -m benchmarks.proxy_latency --rounds 2000 --only sqlite
 
 Each configuration starts its own processes: the Shopify emulator (``python -m sandbox shopify``)
-and Switchboard under gunicorn (1 worker, gthread), both on loopback. One client, one request at a
+and Switchboard under gunicorn (1 worker, gthread with 4 threads; ``BENCH_WORKER`` and
+``BENCH_THREADS`` change both), on loopback. One client, one request at a
 time, keep-alive on both legs. Each round makes one direct call (the same GraphQL document and
 token Switchboard sends) and one proxied call, in random order, so drift on a shared machine
 hits both sides alike. Auth, the org rate limit, the integration lookup and the audit row (committed

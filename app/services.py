@@ -1,4 +1,7 @@
-"""Operations shared by the admin API and the CLI: orgs, keys, integrations.
+"""Operations shared by the API and the CLI: orgs, keys, integrations.
+
+Org-facing operations take the caller's ``OrgContext`` (resolved from its key in app/auth.py)
+and scope every query by its id; admin operations take ``Organization`` rows.
 
 Each function validates, changes rows, writes its audit row and commits once — so a failure leaves
 nothing half-written. Handlers and CLI commands only parse input and render output.
@@ -14,6 +17,7 @@ from flask import current_app
 
 from app import keys
 from app.audit import Action, record
+from app.auth import OrgContext
 from app.errors import Conflict, NotFound, SwitchboardError, UpstreamError, ValidationFailed
 from app.extensions import db
 from app.models import ApiKey, AuditLog, Integration, Organization
@@ -113,7 +117,7 @@ def revoke_key(key_id: str, *, actor: str, org: Organization | None = None) -> A
 # --- integrations -----------------------------------------------------------------------------
 
 
-def get_integration(org: Organization, provider_name: str) -> Integration:
+def get_integration(org: OrgContext, provider_name: str) -> Integration:
     get_provider(provider_name)
     integration = db.session.execute(
         Integration.for_org(org.id).where(Integration.provider == provider_name)
@@ -124,12 +128,12 @@ def get_integration(org: Organization, provider_name: str) -> Integration:
     return integration
 
 
-def list_integrations(org: Organization) -> list[Integration]:
+def list_integrations(org: OrgContext) -> list[Integration]:
     return list(db.session.execute(
         Integration.for_org(org.id).order_by(Integration.provider)).scalars())
 
 
-def connect(org: Organization, provider_name: str, raw_identifier, *, actor: str) -> tuple[Integration, bool]:
+def connect(org: OrgContext, provider_name: str, raw_identifier, *, actor: str) -> tuple[Integration, bool]:
     """Validate → claim check → verify upstream → one commit. Returns (integration, created).
 
     A refused attempt changes nothing but is audited (``integration.connect_failed`` with the
@@ -145,7 +149,7 @@ def connect(org: Organization, provider_name: str, raw_identifier, *, actor: str
         raise
 
 
-def _connect(org: Organization, provider_name: str, raw_identifier, *, actor: str) -> tuple[Integration, bool]:
+def _connect(org: OrgContext, provider_name: str, raw_identifier, *, actor: str) -> tuple[Integration, bool]:
     provider = get_provider(provider_name)
     identifier, account_key = provider.parse_identifier(raw_identifier)
     credentials_for(provider.name)
@@ -205,7 +209,7 @@ def _claimed(provider_name: str) -> Conflict:
                     code="account_claimed")
 
 
-def disconnect(org: Organization, provider_name: str, *, actor: str) -> None:
+def disconnect(org: OrgContext, provider_name: str, *, actor: str) -> None:
     integration = get_integration(org, provider_name)
     released = integration.account_key
     integration.status = "disconnected"
@@ -216,7 +220,7 @@ def disconnect(org: Organization, provider_name: str, *, actor: str) -> None:
     db.session.commit()
 
 
-def test(org: Organization, provider_name: str, *, actor: str) -> tuple[Integration, dict]:
+def check_integration(org: OrgContext, provider_name: str, *, actor: str) -> tuple[Integration, dict]:
     """Check the account with the platform's credentials; record connected or error."""
     provider = get_provider(provider_name)
     integration = get_integration(org, provider_name)

@@ -80,7 +80,7 @@ def disconnect(provider):
 @org_required
 def test(provider):
     """Check the account with the platform's credentials; records connected or error."""
-    integration, result = services.test(g.org, provider, actor=g.actor)
+    integration, result = services.check_integration(g.org, provider, actor=g.actor)
     return {**attributes(integration, IntegrationSchema), "test": result}
 
 

@@ -142,6 +142,7 @@ class Config:
             "RATELIMIT_STORAGE_URI": redis_url or "swept-memory://",  # app/ratelimit.py
             "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", "switchboard"),
             "ORG_RATE_LIMIT": default_limit,
+            "AUTH_FAILURE_AUDIT_LIMIT": _parsed_limit(env, "AUTH_FAILURE_AUDIT_LIMIT", "60/minute"),
             "ADMIN_API_KEY": Secret(admin_key) if admin_key else None,
             "MAX_CONTENT_LENGTH": env_int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
             "CONNECT_REQUIRES_APPROVAL": env_bool(env, "CONNECT_REQUIRES_APPROVAL", False),
@@ -160,6 +161,15 @@ class Config:
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
             "OPENAPI_REQUIRED": True,
         }
+
+
+def _parsed_limit(env: Mapping[str, str], name: str, default: str):
+    from limits import parse
+
+    value = env.get(name, default)
+    if not is_rate_limit(value):
+        raise ConfigError(f"{name} must look like '60/minute'")
+    return parse(value)
 
 
 def _api_version(value: str) -> str:

@@ -22,6 +22,7 @@ from app.errors import AdminNotConfigured, Forbidden, Unauthorized
 from app.extensions import autocommit
 from app.models import ApiKey, Organization
 from app.models.base import utcnow
+from app.extensions import limiter
 from app.ratelimit import org_limit
 
 # A key must never travel in a URL (it would land in access logs and browser history).
@@ -38,15 +39,20 @@ def _presented_key() -> str | None:
 
 
 def _deny(reason: str, organization_id=None) -> Unauthorized:
-    record(
-        Action.AUTH_FAILED,
-        outcome="denied",
-        status_code=401,
-        organization_id=organization_id,
-        actor="anonymous",
-        detail={"reason": reason, "path": request.path[:200]},
-        commit=True,
-    )
+    # Every failure is audited — up to AUTH_FAILURE_AUDIT_LIMIT per client address, so a flood of
+    # bad keys cannot turn into a flood of writes. The caller's answer is the same 401 either way.
+    config = current_app.config
+    if limiter.limiter.hit(config["AUTH_FAILURE_AUDIT_LIMIT"], config["RATELIMIT_KEY_PREFIX"],
+                           "auth-failure", request.remote_addr or "-"):
+        record(
+            Action.AUTH_FAILED,
+            outcome="denied",
+            status_code=401,
+            organization_id=organization_id,
+            actor="anonymous",
+            detail={"reason": reason, "path": request.path[:200]},
+            commit=True,
+        )
     return Unauthorized()
 
 

@@ -132,3 +132,10 @@ def test_admin_api_is_disabled_without_admin_key(make_app):
     response = client.get("/api/v1/admin/organizations", headers={"Authorization": "Bearer anything-at-all-here"})
     assert response.status_code == 503
     assert response.json["code"] == "admin_not_configured"
+
+
+def test_a_flood_of_bad_keys_gets_401s_but_a_bounded_number_of_audit_rows(make_app, audit_rows):
+    client = make_app(AUTH_FAILURE_AUDIT_LIMIT="3/minute").test_client()
+    statuses = [client.get("/api/v1/integrations", headers={"X-API-Key": "nope"}).status_code for _ in range(6)]
+    assert statuses == [401] * 6
+    assert len(audit_rows(action="auth.failed")) == 3

@@ -61,6 +61,7 @@ def _init_database(app: Flask, db) -> None:
     if uri.startswith("sqlite"):
         with app.app_context():
             sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(app.extensions["autocommit_engine"], "connect", _sqlite_pragmas)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

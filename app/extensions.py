@@ -1,6 +1,7 @@
 """Extension objects, created unbound here and bound to the app in ``create_app``."""
 
-from flask import Flask
+import sqlalchemy as sa
+from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -32,10 +33,17 @@ def autocommit(statement, params: dict | None = None):
     never holds two (this one and the session's) while it waits on a provider. Changes that must
     be atomic with their audit row (connect, disconnect, admin actions) use ``db.session``.
     """
-    with db.engine.connect() as conn:
-        result = conn.execution_options(isolation_level="AUTOCOMMIT").execute(statement, params or {})
+    with current_app.extensions["autocommit_engine"].connect() as conn:
+        result = conn.execute(statement, params or {})
         return result.first() if result.returns_rows else None
 
 
 def init_db(app: Flask) -> None:
     db.init_app(app)
+    with app.app_context():
+        # A second, small pool whose connections are autocommit for life: no isolation level set
+        # and reset on every checkout, no rollback on return.
+        app.extensions["autocommit_engine"] = sa.create_engine(
+            db.engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+            **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+        )

@@ -103,6 +103,7 @@ def make_app(database_url, _schema, shopify):
             db.session.remove()
             _empty_tables()
             db.engine.dispose()
+            app.extensions["autocommit_engine"].dispose()
         redis_client = app.extensions.get("redis")
         if redis_client is not None and app.config["REDIS_URL"] == os.environ.get("REDIS_URL"):
             for key in redis_client.scan_iter("switchboard:token:*"):

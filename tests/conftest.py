@@ -131,6 +131,16 @@ def admin():
     return {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
+def org_headers(client, slug: str = "acme", **fields) -> dict:
+    """Create an org and a key through the admin API of ``client``'s app; the key's headers."""
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    created = client.post("/api/v1/admin/organizations", json={"slug": slug, **fields}, headers=admin)
+    assert created.status_code == 201, created.json
+    issued = client.post(f"/api/v1/admin/organizations/{created.json['id']}/api-keys", json={}, headers=admin)
+    assert issued.status_code == 201, issued.json
+    return {"Authorization": f"Bearer {issued.json['key']}"}
+
+
 @pytest.fixture
 def new_org(client, admin):
     """Create an org through the admin API; returns (org dict, headers with a fresh key)."""

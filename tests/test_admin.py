@@ -3,6 +3,7 @@
 import pytest
 
 from app import keys
+from tests.conftest import org_headers
 
 
 def test_admin_creates_lists_and_updates_orgs(client, admin):
@@ -100,9 +101,7 @@ def test_cli_lists_providers_with_their_configuration(app):
 def test_cli_approves_a_pending_integration(make_app, admin):
     app = make_app(CONNECT_REQUIRES_APPROVAL="true")
     client = app.test_client()
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
-    headers = {"X-API-Key": key}
+    headers = org_headers(client, "acme")
     pending = client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
                          headers=headers).json
     assert pending["status"] == "pending"

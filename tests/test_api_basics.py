@@ -3,6 +3,7 @@
 import pytest
 
 from config import ConfigError
+from tests.conftest import org_headers
 
 
 def test_health_and_readiness(client):
@@ -35,19 +36,15 @@ def test_openapi_document_describes_the_api(client):
     assert client.get("/api/v1/docs").status_code == 200
 
 
-def test_body_over_the_limit_is_413_problem(make_app, new_org):
+def test_body_over_the_limit_is_413_problem(make_app):
     app = make_app(MAX_CONTENT_LENGTH="2048")
     client = app.test_client()
-    from tests.conftest import ADMIN_KEY
-
-    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
-    response = client.put("/api/v1/integrations/shopify", headers={"X-API-Key": key},
+    headers = org_headers(client)
+    response = client.put("/api/v1/integrations/shopify", headers=headers,
                           json={"account_identifier": {"storeName": "demo-store"}, "pad": "x" * 5000})
     assert response.status_code == 413
     assert response.json["code"] == "payload_too_large"
-    assert client.get("/api/v1/integrations", headers={"X-API-Key": key}).json["data"] == []
+    assert client.get("/api/v1/integrations", headers=headers).json["data"] == []
 
 
 def test_oversized_body_is_413_even_where_the_body_is_not_read(client, connected, app):
@@ -57,15 +54,11 @@ def test_oversized_body_is_413_even_where_the_body_is_not_read(client, connected
     assert client.get("/api/v1/integrations/shopify", headers=connected).json["status"] == "connected"
 
 
-def test_redis_down_is_503_not_a_crash(make_app, new_org):
+def test_redis_down_is_503_not_a_crash(make_app):
     app = make_app(REDIS_URL="redis://127.0.0.1:9/0")
     client = app.test_client()
-    from tests.conftest import ADMIN_KEY
-
-    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
-    response = client.get("/api/v1/integrations", headers={"X-API-Key": key})
+    headers = org_headers(client)
+    response = client.get("/api/v1/integrations", headers=headers)
     assert response.status_code == 503
     assert response.json["code"] == "shared_state_unavailable"
     assert client.get("/readyz").status_code == 503

@@ -1,6 +1,7 @@
 """Connecting accounts: validation, claims, verification against the emulator, approval, status."""
 
 import pytest
+from tests.conftest import org_headers
 
 BAD_STORE_NAMES = [
     "evil.com#",
@@ -104,9 +105,7 @@ def test_valid_identifier_for_unconfigured_provider_is_503_naming_variables(clie
 def test_configured_provider_without_automatic_check_waits_for_approval(make_app, new_org, admin):
     app = make_app(KLAVIYO_PRIVATE_API_KEY="pk_test_klaviyo_value")
     client = app.test_client()
-    response = client.post("/api/v1/admin/organizations", json={"slug": "kl"}, headers=admin)
-    key = client.post(f"/api/v1/admin/organizations/{response.json['id']}/api-keys", json={}, headers=admin).json["key"]
-    headers = {"X-API-Key": key}
+    headers = org_headers(client, "kl")
     connected = put(client, "klaviyo", {"companyId": "AbC123"}, headers)
     assert connected.status_code == 201
     assert connected.json["status"] == "pending"
@@ -153,9 +152,7 @@ def test_connect_verifies_the_store_domain_matches(make_app, admin, shopify):
     app = make_app(SHOPIFY_ADMIN_ACCESS_TOKENS=None, SHOPIFY_ADMIN_ACCESS_TOKEN="shpat_test_other_store_token",
                    SHOPIFY_SHOP_URL_TEMPLATE=shopify.url + "/shops/other-store")
     client = app.test_client()
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = org_headers(client, "acme")
     response = put(client, "shopify", {"storeName": "demo-store"}, headers)
     assert response.status_code == 422
     assert response.json["code"] == "account_not_reachable"
@@ -181,9 +178,7 @@ def test_connect_sends_the_store_token_to_that_store_only(client, connected, sho
 def test_connect_with_approval_waits_as_pending_until_admin_approves(make_app, admin):
     app = make_app(CONNECT_REQUIRES_APPROVAL="true")
     client = app.test_client()
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = org_headers(client, "acme")
     pending = put(client, "shopify", {"storeName": "demo-store"}, headers)
     assert pending.status_code == 201
     assert pending.json["status"] == "pending"

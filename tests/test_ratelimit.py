@@ -1,5 +1,7 @@
 """Per-org rate limits: problem details with Retry-After and X-RateLimit-*, one bucket per org."""
 
+from tests.conftest import org_headers
+
 
 def test_limit_gives_429_problem_with_headers(client, admin, new_org):
     org, headers = new_org("acme", rate_limit="3/minute")
@@ -35,8 +37,6 @@ def test_admin_override_replaces_the_default(client, admin, new_org):
 
 def test_default_limit_comes_from_config(make_app, admin):
     client = make_app(ORG_RATE_LIMIT="2/minute").test_client()
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
-    headers = {"X-API-Key": key}
+    headers = org_headers(client)
     assert [client.get("/api/v1/integrations", headers=headers).status_code for _ in range(3)] == [200, 200, 429]
 

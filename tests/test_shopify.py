@@ -9,7 +9,7 @@ import pytest
 
 from sandbox.server import serve
 from sandbox.shopify import ShopifyEmulator
-from tests.conftest import SHOPIFY_CLIENT_ID, SHOPIFY_CLIENT_SECRET
+from tests.conftest import SHOPIFY_CLIENT_ID, SHOPIFY_CLIENT_SECRET, org_headers
 
 MUG = "8915061031187"
 ORDER_1001 = "6301845209363"
@@ -133,9 +133,8 @@ def test_proxy_without_connected_store_is_409(client, org):
 def test_proxy_when_shopify_not_configured_is_503(make_app, admin):
     app = make_app(SHOPIFY_ADMIN_ACCESS_TOKENS=None)
     client = app.test_client()
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
-    response = client.get("/api/v1/shopify/products", headers={"Authorization": f"Bearer {key}"})
+    headers = org_headers(client, "acme")
+    response = client.get("/api/v1/shopify/products", headers=headers)
     assert response.status_code == 503
     assert response.json["code"] == "provider_not_configured"
     assert "SHOPIFY_ADMIN_ACCESS_TOKEN" in response.json["detail"]
@@ -214,13 +213,12 @@ def test_garbage_answer_is_502(client, connected, shopify):
 def test_unreachable_shopify_is_502(make_app, new_org, admin):
     app = make_app(SHOPIFY_SHOP_URL_TEMPLATE="http://127.0.0.1:9/shops/{shop}")
     client = app.test_client()
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
+    headers = org_headers(client, "acme")
     response = client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
-                          headers={"Authorization": f"Bearer {key}"})
+                          headers=headers)
     assert response.status_code == 502
     assert response.json["code"] == "upstream_unreachable"
-    assert client.get("/api/v1/integrations", headers={"Authorization": f"Bearer {key}"}).json["data"] == []
+    assert client.get("/api/v1/integrations", headers=headers).json["data"] == []
 
 
 # --- credentials: one token, and the client-credentials grant --------------------------------
@@ -234,9 +232,7 @@ def grant_app(make_app):
 def test_single_token_reaches_only_its_store(make_app, admin):
     app = make_app(SHOPIFY_ADMIN_ACCESS_TOKENS=None, SHOPIFY_ADMIN_ACCESS_TOKEN="shpat_test_demo_store_token")
     client = app.test_client()
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = org_headers(client, "acme")
     other = client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "other-store"}},
                        headers=headers)
     assert other.status_code == 422
@@ -249,9 +245,7 @@ def test_single_token_reaches_only_its_store(make_app, admin):
 def test_grant_mints_one_token_per_store_and_caches_it(make_app, admin, shopify):
     app = grant_app(make_app)
     client = app.test_client()
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = org_headers(client, "acme")
     assert client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
                       headers=headers).status_code == 201
     for _ in range(3):
@@ -262,17 +256,11 @@ def test_grant_mints_one_token_per_store_and_caches_it(make_app, admin, shopify)
     assert grant["form"]["client_id"] == SHOPIFY_CLIENT_ID
 
 
-def org_with_key(client, admin, slug="acme"):
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": slug}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
-    return {"Authorization": f"Bearer {key}"}
-
-
 def test_concurrent_first_calls_trigger_one_grant(make_app, admin, shopify):
     # Connect through a token-map app, then call through a second app (another process, in
     # production) that uses the grant: its token cache is cold and six callers race for it.
     mapped = make_app().test_client()
-    headers = org_with_key(mapped, admin)
+    headers = org_headers(mapped)
     assert mapped.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
                       headers=headers).status_code == 201
     app = grant_app(make_app)
@@ -292,7 +280,7 @@ def test_concurrent_first_calls_trigger_one_grant(make_app, admin, shopify):
 def test_a_token_the_store_refuses_is_dropped_and_minted_anew(make_app, admin, shopify):
     app = grant_app(make_app)
     client = app.test_client()
-    headers = org_with_key(client, admin)
+    headers = org_headers(client)
     assert client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
                       headers=headers).status_code == 201
     shopify.expire_tokens("demo-store")  # Shopify revoked it early
@@ -310,7 +298,7 @@ def test_a_short_lived_token_is_refreshed_before_it_expires(make_app, admin):
                        SHOPIFY_ADMIN_API_SECRET=SHOPIFY_CLIENT_SECRET,
                        SHOPIFY_SHOP_URL_TEMPLATE=server.url + "/shops/{shop}")
         client = app.test_client()
-        headers = org_with_key(client, admin)
+        headers = org_headers(client)
         assert client.put("/api/v1/integrations/shopify",
                           json={"account_identifier": {"storeName": "demo-store"}}, headers=headers).status_code == 201
         assert client.get(f"/api/v1/shopify/products/{MUG}", headers=headers).status_code == 200
@@ -324,10 +312,9 @@ def test_wrong_client_secret_refuses_connect(make_app, admin, shopify):
     app = make_app(SHOPIFY_ADMIN_ACCESS_TOKENS=None, SHOPIFY_ADMIN_API_KEY=SHOPIFY_CLIENT_ID,
                    SHOPIFY_ADMIN_API_SECRET="wrong-secret-value")
     client = app.test_client()
-    org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
-    key = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={}, headers=admin).json["key"]
+    headers = org_headers(client, "acme")
     response = client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
-                          headers={"Authorization": f"Bearer {key}"})
+                          headers=headers)
     assert response.status_code == 422
     assert response.json["code"] == "account_not_reachable"
     assert "wrong-secret-value" not in json.dumps(response.json)

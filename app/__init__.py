@@ -6,13 +6,11 @@ asks each subsystem to ``init_app``. No logic lives here.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
 from typing import Mapping
 
-import sqlalchemy as sa
 from flask import Flask, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -21,7 +19,7 @@ from config import Config, Credentials, environ
 
 def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     from app import api, cli, errors, logs, proxy, ratelimit
-    from app.extensions import db, migrate
+    from app.extensions import db, init_db, migrate
     from app.outbound import Outbound
     from app.providers import check_credentials, credential_specs
     from config import BASE_DIR
@@ -37,7 +35,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     admin_key = app.config.get("ADMIN_API_KEY")
     logs.init_app(app, credentials.all_secrets() + ([admin_key.reveal()] if admin_key else []))
 
-    _init_database(app, db)
+    init_db(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     ratelimit.init_app(app)
     _init_shared_state(app)
@@ -49,30 +47,6 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     api.init_app(app)
     cli.init_app(app)
     return app
-
-
-def _init_database(app: Flask, db) -> None:
-    from app.extensions import init_db
-
-    uri = app.config["SQLALCHEMY_DATABASE_URI"]
-    if uri.startswith("sqlite:///"):
-        os.makedirs(app.instance_path, exist_ok=True)
-    init_db(app)
-    if uri.startswith("sqlite"):
-        with app.app_context():
-            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
-            sa.event.listen(app.extensions["autocommit_engine"], "connect", _sqlite_pragmas)
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # WAL lets readers run beside the writer; NORMAL syncs at checkpoints: a committed audit row
-    # survives a crash of the process (not necessarily of the machine) — see docs/decisions.md.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
 
 
 def _init_shared_state(app: Flask) -> None:

@@ -1,5 +1,7 @@
 """Extension objects, created unbound here and bound to the app in ``create_app``."""
 
+import os
+
 import sqlalchemy as sa
 from flask import Flask, current_app
 from flask_limiter import Limiter
@@ -39,11 +41,28 @@ def autocommit(statement, params: dict | None = None):
 
 
 def init_db(app: Flask) -> None:
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///"):
+        os.makedirs(app.instance_path, exist_ok=True)
     db.init_app(app)
     with app.app_context():
         # A second, small pool whose connections are autocommit for life: no isolation level set
         # and reset on every checkout, no rollback on return.
-        app.extensions["autocommit_engine"] = sa.create_engine(
+        autocommit_engine = app.extensions["autocommit_engine"] = sa.create_engine(
             db.engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
             **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
         )
+        if uri.startswith("sqlite"):
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(autocommit_engine, "connect", _sqlite_pragmas)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers run beside the writer; NORMAL syncs at checkpoints: a committed audit row
+    # survives a crash of the process (not necessarily of the machine) — see docs/decisions.md.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

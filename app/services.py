@@ -117,11 +117,15 @@ def revoke_key(key_id: str, *, actor: str, org: Organization | None = None) -> A
 # --- integrations -----------------------------------------------------------------------------
 
 
-def get_integration(org: OrgContext, provider_name: str) -> Integration:
-    get_provider(provider_name)
-    integration = db.session.execute(
+def _own_integration(org: OrgContext, provider_name: str) -> Integration | None:
+    return db.session.execute(
         Integration.for_org(org.id).where(Integration.provider == provider_name)
     ).scalar_one_or_none()
+
+
+def get_integration(org: OrgContext, provider_name: str) -> Integration:
+    get_provider(provider_name)
+    integration = _own_integration(org, provider_name)
     if integration is None or integration.status == "disconnected":
         raise NotFound(f"{provider_name} is not connected for this organization.",
                        code="integration_not_found")
@@ -165,9 +169,7 @@ def _connect(org: OrgContext, provider_name: str, raw_identifier, *, actor: str)
         needs_approval = current_app.config["CONNECT_REQUIRES_APPROVAL"]
     else:
         needs_approval = True  # no automatic check for this provider yet: an admin approves
-    integration = db.session.execute(
-        Integration.for_org(org.id).where(Integration.provider == provider.name)
-    ).scalar_one_or_none()
+    integration = _own_integration(org, provider.name)
     created = integration is None
     if created:
         integration = Integration(organization_id=org.id, provider=provider.name)

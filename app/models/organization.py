@@ -23,7 +23,3 @@ class Organization(db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
     )
-
-    @property
-    def active(self) -> bool:
-        return self.status == "active"

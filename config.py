@@ -145,6 +145,9 @@ class Config:
             "AUTH_FAILURE_AUDIT_LIMIT": _parsed_limit(env, "AUTH_FAILURE_AUDIT_LIMIT", "60/minute"),
             "ADMIN_API_KEY": Secret(admin_key) if admin_key else None,
             "MAX_CONTENT_LENGTH": env_int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
+            # Sandbox mode: the providers are the local emulators (``make run`` sets it when it
+            # starts them). Test-mode keys and the one-step demo connect exist only here.
+            "SANDBOX": env_bool(env, "SANDBOX", False),
             "CONNECT_REQUIRES_APPROVAL": env_bool(env, "CONNECT_REQUIRES_APPROVAL", False),
             # Outbound HTTP: every provider call goes through app/outbound.py with these.
             "HTTP_CONNECT_TIMEOUT": env_float(env, "HTTP_CONNECT_TIMEOUT", 3.05, minimum=0.01),

@@ -33,6 +33,7 @@ def main() -> None:
                                 port=int(env.get("SANDBOX_SHOPIFY_PORT", "0")))
         env["SHOPIFY_ADMIN_ACCESS_TOKENS"] = json.dumps(SANDBOX_TOKENS)
         env["SHOPIFY_SHOP_URL_TEMPLATE"] = emulator_server.url + "/shops/{shop}"
+        env["SANDBOX"] = "true"
         notes.append(f"No Shopify credentials set: the Shopify emulator runs at {emulator_server.url} "
                      f"(stores: demo-store, other-store).")
     if not env.get("ADMIN_API_KEY"):

@@ -149,6 +149,8 @@ class Config:
             # starts them). Test-mode keys and the one-step demo connect exist only here.
             "SANDBOX": env_bool(env, "SANDBOX", False),
             "CONNECT_REQUIRES_APPROVAL": env_bool(env, "CONNECT_REQUIRES_APPROVAL", False),
+            # How long an Idempotency-Key and its saved answer are kept (Stripe: 24 hours).
+            "IDEMPOTENCY_KEY_TTL": env_int(env, "IDEMPOTENCY_KEY_TTL", 24 * 3600, minimum=1),
             # Outbound HTTP: every provider call goes through app/outbound.py with these.
             "HTTP_CONNECT_TIMEOUT": env_float(env, "HTTP_CONNECT_TIMEOUT", 3.05, minimum=0.01),
             "HTTP_READ_TIMEOUT": env_float(env, "HTTP_READ_TIMEOUT", 10.0, minimum=0.01),

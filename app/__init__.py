@@ -18,7 +18,7 @@ from config import Config, Credentials, environ
 
 
 def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
-    from app import api, cli, errors, logs, proxy, ratelimit
+    from app import api, cli, errors, idempotency, logs, proxy, ratelimit
     from app.extensions import db, init_db, migrate
     from app.outbound import Outbound
     from app.providers import check_credentials, credential_specs
@@ -37,6 +37,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
 
     init_db(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    idempotency.init_app(app)  # first after_request registered: it runs last
     ratelimit.init_app(app)
     _init_shared_state(app)
     app.extensions["outbound"] = Outbound.from_config(app.config)

@@ -16,7 +16,7 @@ from functools import wraps
 import sqlalchemy as sa
 from flask import current_app, g, request
 
-from app import keys
+from app import idempotency, keys
 from app.audit import Action, record
 from app.errors import AdminNotConfigured, Forbidden, Unauthorized
 from app.extensions import autocommit
@@ -107,9 +107,18 @@ def authenticate_org() -> None:
         autocommit(sa.update(_keys).where(_keys.c.id == row.id).values(last_used_at=now))
 
 
+def _org_scope() -> str:
+    return f"org:{g.org.id}"
+
+
+def _admin_scope() -> str:
+    return "admin"
+
+
 def org_required(view):
-    """Authenticate the org key, then apply the org's rate limit, then run the view."""
-    limited = org_limit(view)
+    """Authenticate the org key, then apply the org's rate limit, then honour an
+    ``Idempotency-Key`` (POST and PUT: app/idempotency.py), then run the view."""
+    limited = org_limit(idempotency.guard(view, _org_scope))
 
     @wraps(view)
     def wrapper(*args, **kwargs):
@@ -138,9 +147,12 @@ def authenticate_admin() -> None:
 
 
 def admin_required(view):
+    """Authenticate the admin key, then honour an ``Idempotency-Key`` (POST and PUT)."""
+    guarded = idempotency.guard(view, _admin_scope)
+
     @wraps(view)
     def wrapper(*args, **kwargs):
         authenticate_admin()
-        return view(*args, **kwargs)
+        return guarded(*args, **kwargs)
 
     return wrapper

@@ -289,3 +289,21 @@ def init_app(app: Flask) -> None:
         # The traceback goes to the log through the redacting filter (app/logs.py).
         log.exception("unhandled %s", type(exc).__name__)
         return problem(SwitchboardError("Something went wrong on our side."))
+
+
+# --- Idempotency-Key (app/idempotency.py): under SwitchboardError, beside Conflict ---------------
+
+
+class IdempotencyKeyReused(SwitchboardError):
+    """422 idempotency_key_reused: the key came with another method, path or body."""
+
+    status = 422
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused"
+
+
+class IdempotencyKeyInProgress(Conflict):
+    """409 idempotency_key_in_progress: the first request with this key has not answered yet."""
+
+    code = "idempotency_key_in_progress"
+    title = "Idempotency key in use"

@@ -81,14 +81,17 @@ _KEY_LOOKUP = (
 
 
 def authenticate_org() -> None:
-    if any(name.lower() in _KEY_PARAMS or any(keys.PREFIX in v for v in values)
+    if any(name.lower() in _KEY_PARAMS or any(keys.looks_like_key(v) for v in values)
            for name, values in request.args.lists()):
         raise _deny("key_in_query_string")
     presented = _presented_key()
     if presented is None:
         raise _deny("missing")
-    if not keys.well_formed(presented):
+    mode = keys.mode(presented)
+    if mode is None:
         raise _deny("malformed")  # checksum/shape: refused before any database lookup
+    if mode == "test" and not current_app.config["SANDBOX"]:
+        raise _deny("test_key_outside_sandbox")  # a sandbox key never works against real providers
     row = autocommit(_KEY_LOOKUP, {"key_hash": keys.digest(presented)})
     if row is None:
         raise _deny("unknown")

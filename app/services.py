@@ -85,7 +85,8 @@ def find_org(ref: str) -> Organization:
 
 
 def issue_key(org: Organization, name: str | None = None, *, actor: str) -> tuple[ApiKey, str]:
-    plaintext = keys.generate()
+    # A sandbox server issues test keys (refused by any server that is not in sandbox mode).
+    plaintext = keys.generate(test=current_app.config["SANDBOX"])
     api_key = ApiKey(organization_id=org.id, name=(name or "default")[:100],
                      prefix=keys.display_prefix(plaintext), key_hash=keys.digest(plaintext), scopes=[])
     db.session.add(api_key)

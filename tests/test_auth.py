@@ -13,13 +13,13 @@ def test_issued_key_has_the_documented_shape_and_is_stored_as_a_hash(client, adm
     assert issued.status_code == 201
     key = issued.json["key"]
     assert keys.well_formed(key)
-    assert key.startswith("sb_live_") and key.count("_") == 3
-    assert issued.json["prefix"] == key[:14]
+    assert key.startswith("swbd_live_") and key.count("_") == 3
+    assert issued.json["prefix"] == key[:16]
     with app.app_context():
         stored = db.session.execute(sa.text("SELECT key_hash, prefix FROM api_keys")).all()
-    assert stored == [(keys.digest(key), key[:14])]
+    assert stored == [(keys.digest(key), key[:16])]
     listed = client.get(f"/api/v1/admin/organizations/{org_id}/api-keys", headers=admin).json["data"]
-    assert [k["prefix"] for k in listed] == [key[:14]]
+    assert [k["prefix"] for k in listed] == [key[:16]]
     assert "key" not in listed[0]
 
 

@@ -158,7 +158,7 @@ def begin(scope: str) -> Response | None:
         if not hmac.compare_digest(row.request_digest, digest):
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was used with a different request (method, path or body); "
-                "use a new key for a new request.")
+                "use a new key for a new request.", field=HEADER)
         if row.response_status is not None:
             return _replay(row.response_status, row.response, cipher_key, lookup)
         if row.locked_at is not None and now - row.locked_at > ABANDONED_AFTER:

@@ -128,6 +128,7 @@ def test_the_same_key_with_another_request_is_422_and_does_nothing(client, admin
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
     assert response.json["code"] == "idempotency_key_reused"
+    assert response.json["field"] == "Idempotency-Key"
     assert len(audit_rows(action="org.created")) == 1
 
 

@@ -116,9 +116,11 @@ def test_cli_rejects_and_releases(review_app):
     client = review_app.test_client()
     pending = _pending(client, org_headers(client, "acme"))
     runner = review_app.test_cli_runner()
+    wrong = runner.invoke(args=["integrations", "reject", pending["id"], "other-store"])
+    assert wrong.exit_code != 0 and "another account" in wrong.output
     assert runner.invoke(args=["integrations", "release", pending["id"], "demo-store"]).exit_code == 0
-    assert "not_claimed" not in runner.invoke(args=["integrations", "release", pending["id"]]).output
-    assert runner.invoke(args=["integrations", "release", pending["id"]]).exit_code != 0
+    again = runner.invoke(args=["integrations", "release", pending["id"]])
+    assert again.exit_code != 0 and "disconnected" in again.output
     assigned = runner.invoke(args=["integrations", "assign", "acme", "shopify", "demo-store"])
     assert assigned.exit_code == 0 and assigned.output.strip().endswith("connected"), assigned.output
 

@@ -137,3 +137,29 @@ def test_two_orgs_racing_for_one_store_still_have_exactly_one_winner(app, new_or
     codes = sorted(r.status_code for r in results)
     assert codes == [201] + [409] * 5, codes
     assert {r.json["code"] for r in results if r.status_code == 409} == {"account_claimed"}
+
+
+def test_a_test_that_overlaps_a_release_never_brings_the_account_back(make_app, admin, shopify):
+    app = make_app(HTTP_READ_TIMEOUT="5", HTTP_DEADLINE="10")
+    client = app.test_client()
+    headers = org_headers(client, "acme")
+    integration = client.put("/api/v1/integrations/shopify", json=STORE, headers=headers).json
+    original = shopify.access_tokens["demo-store"]
+    shopify.access_tokens["demo-store"] = "shpat_rotated"
+    try:
+        assert client.post("/api/v1/integrations/shopify/test", headers=headers).json["status"] == "error"
+    finally:
+        shopify.access_tokens["demo-store"] = original
+    shopify.inject("slow", seconds=1.5, endpoint="graphql")  # the next check passes, slowly
+    tested, seen = {}, len(shopify.received)
+    thread = threading.Thread(target=lambda: tested.update(
+        response=app.test_client().post("/api/v1/integrations/shopify/test", headers=headers)))
+    thread.start()
+    while len(shopify.received) == seen:  # the check is at Shopify
+        threading.Event().wait(0.02)
+    released = client.post(f"/api/v1/admin/integrations/{integration['id']}/release", headers=admin)
+    thread.join(30)
+    assert released.status_code == 200
+    assert tested["response"].status_code == 409 and tested["response"].json["code"] == "integration_busy"
+    listed = client.get("/api/v1/admin/organizations/acme/integrations", headers=admin).json["data"]
+    assert [i["status"] for i in listed] == ["disconnected"]

@@ -126,6 +126,7 @@ class Config:
         if not is_rate_limit(default_limit):
             raise ConfigError("ORG_RATE_LIMIT must look like '60/minute'")
         admin_key = env.get("ADMIN_API_KEY") or None
+        sandbox = env_bool(env, "SANDBOX", False)
         if admin_key is not None and len(admin_key) < 24:
             raise ConfigError("ADMIN_API_KEY must be at least 24 characters long")
 
@@ -147,8 +148,10 @@ class Config:
             "MAX_CONTENT_LENGTH": env_int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
             # Sandbox mode: the providers are the local emulators (``make run`` sets it when it
             # starts them). Test-mode keys and the one-step demo connect exist only here.
-            "SANDBOX": env_bool(env, "SANDBOX", False),
-            "CONNECT_REQUIRES_APPROVAL": env_bool(env, "CONNECT_REQUIRES_APPROVAL", False),
+            "SANDBOX": sandbox,
+            # Naming an account is not owning it (design §6 rule 9): outside the sandbox a new
+            # connection waits for an admin unless the admin assigned the account beforehand.
+            "CONNECT_REQUIRES_APPROVAL": env_bool(env, "CONNECT_REQUIRES_APPROVAL", not sandbox),
             # How long an Idempotency-Key and its saved answer are kept (Stripe: 24 hours).
             "IDEMPOTENCY_KEY_TTL": env_int(env, "IDEMPOTENCY_KEY_TTL", 24 * 3600, minimum=1),
             # Outbound HTTP: every provider call goes through app/outbound.py with these.

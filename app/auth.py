@@ -137,15 +137,7 @@ def authenticate_admin() -> None:
         raise AdminNotConfigured("Set ADMIN_API_KEY to enable the admin API.")
     presented = _presented_key() or ""
     if not hmac.compare_digest(presented.encode(), expected.reveal().encode()):
-        record(
-            Action.AUTH_FAILED,
-            outcome="denied",
-            status_code=401,
-            actor="anonymous",
-            detail={"reason": "admin_key_mismatch", "path": request.path[:200]},
-            commit=True,
-        )
-        raise Unauthorized()
+        raise _deny("admin_key_mismatch")  # audited under the same per-address cap as org keys
     g.actor = "admin"
 
 

@@ -79,12 +79,66 @@ def list_providers():
         click.echo(f"{provider.name}\t{field}\t{state}")
 
 
+@integrations_cli.command("list")
+@click.option("--status", default="pending", show_default=True,
+              type=click.Choice(["pending", "connected", "error", "disconnected"]))
+def list_integrations(status):
+    """List integrations of every org in one status: id, org, provider, account."""
+    from app.extensions import db
+    from app.models import Integration, Organization
+
+    rows = db.session.execute(
+        db.select(Integration, Organization.slug).join(Organization, Organization.id == Integration.organization_id)
+        .where(Integration.status == status).order_by(Integration.created_at))
+    for integration, slug in rows:
+        click.echo(f"{integration.id}\t{slug}\t{integration.provider}\t{integration.account_key or '-'}")
+
+
+def _decision(command, integration_id, account):
+    try:
+        integration = command(integration_id, account, actor="cli")
+    except SwitchboardError as exc:
+        _fail(exc)
+    click.echo(f"{integration.id}\t{integration.provider}\t{integration.status}")
+
+
 @integrations_cli.command("approve")
 @click.argument("integration_id")
-def approve(integration_id):
-    """Approve a pending integration."""
+@click.argument("account", required=False)
+def approve(integration_id, account):
+    """Approve a pending integration that still names ACCOUNT (the store name etc. you reviewed;
+    omit only for platform services such as stripe)."""
+    _decision(services.approve, integration_id, account)
+
+
+@integrations_cli.command("reject")
+@click.argument("integration_id")
+@click.argument("account", required=False)
+def reject(integration_id, account):
+    """Reject a pending integration (if ACCOUNT is given, only while it names ACCOUNT)."""
+    _decision(services.reject, integration_id, account)
+
+
+@integrations_cli.command("release")
+@click.argument("integration_id")
+@click.argument("account", required=False)
+def release(integration_id, account):
+    """Release the claim an org holds (connected, pending or error); the account is free again."""
+    _decision(services.release, integration_id, account)
+
+
+@integrations_cli.command("assign")
+@click.argument("org")
+@click.argument("provider")
+@click.argument("account", required=False)
+def assign(org, provider, account):
+    """Assign ACCOUNT of PROVIDER to ORG (slug or id): verified, connected at once."""
+    from app.providers import get_provider
+
     try:
-        integration = services.approve(integration_id, actor="cli")
+        field = get_provider(provider).identifier
+        identifier = {field.name: account} if field is not None and account is not None else {}
+        integration, _ = services.assign(services.find_org(org), provider, identifier, actor="cli")
     except SwitchboardError as exc:
         _fail(exc)
     click.echo(f"{integration.id}\t{integration.provider}\t{integration.status}")

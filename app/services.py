@@ -28,6 +28,9 @@ from app.proxy import credentials_for
 from config import is_rate_limit
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
+# The one spelling of an id in an admin path: the form the API itself returns. Anything else is a
+# slug, and no slug may parse as a UUID in any form — so a reference names one org, never two.
+CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 ORG_STATUSES = ("active", "suspended")
 
 
@@ -42,6 +45,8 @@ def _check_rate_limit(value):
 def create_org(slug: str, name: str | None = None, rate_limit: str | None = None, *, actor: str) -> Organization:
     if not isinstance(slug, str) or not slug.isascii() or not SLUG.fullmatch(slug):
         raise ValidationFailed("slug", "must be one lower-case DNS label (a-z, 0-9, inner hyphens)")
+    if _parses_as_uuid(slug):
+        raise ValidationFailed("slug", "must not look like an id (it parses as a UUID)")
     _check_rate_limit(rate_limit)
     if db.session.execute(sa.select(Organization.id).where(Organization.slug == slug)).first():
         raise Conflict(f"An organization with slug '{slug}' exists.", code="slug_taken")
@@ -70,14 +75,25 @@ def update_org(org: Organization, changes: dict, *, actor: str) -> Organization:
     return org
 
 
-def find_org(ref: str) -> Organization:
-    """By id or slug (the CLI takes either)."""
-    org = None
+def _parses_as_uuid(value: str) -> bool:
+    # uuid.UUID is the most lenient reader we have (32 hex, stray hyphens, braces, urn:uuid:).
     try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def find_org(ref: str) -> Organization:
+    """By id (canonical form only) or slug (the API and the CLI take either).
+
+    The two never overlap: an id is only ever read in its canonical form, and a slug can never be
+    one that parses as a UUID. A 32-hex string or a braced id is a slug here — and finds nothing.
+    """
+    org = None
+    if isinstance(ref, str) and CANONICAL_ID.fullmatch(ref):
         org = db.session.get(Organization, uuid.UUID(ref))
-    except (ValueError, TypeError):
-        pass
-    if org is None:  # a slug may itself look like a UUID
+    elif isinstance(ref, str) and SLUG.fullmatch(ref):
         org = db.session.execute(sa.select(Organization).where(Organization.slug == ref)).scalar_one_or_none()
     if org is None:
         raise NotFound("No such organization.", code="organization_not_found")
@@ -118,15 +134,15 @@ def revoke_key(key_id: str, *, actor: str, org: Organization | None = None) -> A
 # --- integrations -----------------------------------------------------------------------------
 
 
-def _own_integration(org: OrgContext, provider_name: str) -> Integration | None:
+def _own_integration(org_id, provider_name: str) -> Integration | None:
     return db.session.execute(
-        Integration.for_org(org.id).where(Integration.provider == provider_name)
+        Integration.for_org(org_id).where(Integration.provider == provider_name)
     ).scalar_one_or_none()
 
 
 def get_integration(org: OrgContext, provider_name: str) -> Integration:
     get_provider(provider_name)
-    integration = _own_integration(org, provider_name)
+    integration = _own_integration(org.id, provider_name)
     if integration is None or integration.status == "disconnected":
         raise NotFound(f"{provider_name} is not connected for this organization.",
                        code="integration_not_found")
@@ -138,27 +154,61 @@ def list_integrations(org: OrgContext) -> list[Integration]:
         Integration.for_org(org.id).order_by(Integration.provider)).scalars())
 
 
+_table = Integration.__table__
+_CAS_ATTEMPTS = 5
+
+
+def _swap(integration_id, expected: dict, **values) -> bool:
+    """Compare-and-set: change the row only if its ``expected`` columns still hold what we read.
+
+    One conditional UPDATE, decided by the database on both engines (PostgreSQL re-checks the
+    WHERE after waiting on a concurrent writer's row lock; SQLite serialises writers). Returns
+    whether this caller made the change; a loser re-reads and decides again.
+    """
+    conditions = [_table.c.id == integration_id]
+    for column, value in expected.items():
+        conditions.append(_table.c[column].is_(None) if value is None else _table.c[column] == value)
+    values.setdefault("updated_at", utcnow())
+    return db.session.execute(sa.update(_table).where(*conditions).values(**values)).rowcount == 1
+
+
+def _busy() -> Conflict:
+    return Conflict("The integration was changed by another request at the same time; retry.",
+                    code="integration_busy")
+
+
 def connect(org: OrgContext, provider_name: str, raw_identifier, *, actor: str) -> tuple[Integration, bool]:
     """Validate → claim check → verify upstream → one commit. Returns (integration, created).
 
     A refused attempt changes nothing but is audited (``integration.connect_failed`` with the
     error code): an org probing for other orgs' accounts shows up in the trail.
     """
+    return _audited_connect(org.id, provider_name, raw_identifier, actor=actor, assigned=False)
+
+
+def assign(org: Organization, provider_name: str, raw_identifier, *, actor: str) -> tuple[Integration, bool]:
+    """The admin gives ``org`` an account: verified like a connect, stored ``connected`` whatever
+    the approval policy (the admin's assignment is the approval). Another org's claim is 409 —
+    the admin releases it first. The org's own connect of that account then changes nothing."""
+    return _audited_connect(org.id, provider_name, raw_identifier, actor=actor, assigned=True)
+
+
+def _audited_connect(org_id, provider_name, raw_identifier, *, actor, assigned):
     try:
-        return _connect(org, provider_name, raw_identifier, actor=actor)
+        return _connect(org_id, provider_name, raw_identifier, actor=actor, assigned=assigned)
     except SwitchboardError as exc:
         db.session.rollback()
         record(Action.INTEGRATION_CONNECT_FAILED, outcome="failure", provider=provider_name[:50],
-               organization_id=org.id, actor=actor, status_code=exc.status,
+               organization_id=org_id, actor=actor, status_code=exc.status,
                detail={"error": exc.code}, commit=True)
         raise
 
 
-def _connect(org: OrgContext, provider_name: str, raw_identifier, *, actor: str) -> tuple[Integration, bool]:
+def _connect(org_id, provider_name: str, raw_identifier, *, actor: str, assigned: bool) -> tuple[Integration, bool]:
     provider = get_provider(provider_name)
     identifier, account_key = provider.parse_identifier(raw_identifier)
     credentials_for(provider.name)
-    if account_key is not None and _claimed_elsewhere(provider.name, account_key, org.id):
+    if account_key is not None and _claimed_elsewhere(provider.name, account_key, org_id):
         raise _claimed(provider.name)
     db.session.rollback()  # nothing written yet; hold no transaction open across the upstream call
     if provider.verify is not None:
@@ -170,31 +220,54 @@ def _connect(org: OrgContext, provider_name: str, raw_identifier, *, actor: str)
         needs_approval = current_app.config["CONNECT_REQUIRES_APPROVAL"]
     else:
         needs_approval = True  # no automatic check for this provider yet: an admin approves
-    integration = _own_integration(org, provider.name)
-    created = integration is None
-    if created:
-        integration = Integration(organization_id=org.id, provider=provider.name)
-        db.session.add(integration)
-    same_account = not created and integration.account_key == account_key and integration.status != "disconnected"
-    if not (same_account and integration.status == "connected"):
-        integration.status = "pending" if needs_approval else "connected"
-    integration.account_identifier = identifier
-    integration.account_key = account_key
-    integration.error_message = None
-    integration.sync_status = "verified" if provider.verify else "unverified"
-    integration.last_synced_at = utcnow()
-    if integration.status == "connected" and not same_account:
-        integration.connected_at = utcnow()
-    action = Action.INTEGRATION_PENDING if integration.status == "pending" else Action.INTEGRATION_CONNECTED
-    try:
-        db.session.flush()  # the claim is decided here, by UNIQUE(provider, account_key)
-        record(action, provider=provider.name, target=account_key, organization_id=org.id, actor=actor)
+    if assigned:
+        needs_approval = False
+    now = utcnow()
+    fields = {"account_identifier": identifier, "account_key": account_key, "error_message": None,
+              "sync_status": "verified" if provider.verify else "unverified", "last_synced_at": now}
+    # Read, decide, then write only if the row is still what we read: two requests of one org
+    # (or an org and the admin) racing each other serialise instead of overwriting or colliding.
+    for _ in range(_CAS_ATTEMPTS):
+        integration = _own_integration(org_id, provider.name)
+        values = dict(fields)
+        if integration is None:
+            status = "pending" if needs_approval else "connected"
+            integration = Integration(id=uuid.uuid4(), organization_id=org_id, provider=provider.name,
+                                      status=status, connected_at=now if status == "connected" else None,
+                                      **values)
+            db.session.add(integration)
+            try:
+                db.session.flush()  # the claim is decided here, by UNIQUE(provider, account_key)
+            except sa.exc.IntegrityError:
+                db.session.rollback()
+                if account_key is not None and _claimed_elsewhere(provider.name, account_key, org_id):
+                    raise _claimed(provider.name) from None
+                continue  # this org created its row in a concurrent request: decide again
+            created = True
+        else:
+            # The same account, already approved (connected, or in error since): it stays approved.
+            same_account = integration.account_key == account_key and integration.status in ("connected", "error")
+            status = "connected" if same_account or not needs_approval else "pending"
+            if status == "connected" and not same_account:
+                values["connected_at"] = now
+            elif status == "pending":
+                values["connected_at"] = None
+            try:
+                swapped = _swap(integration.id, {"status": integration.status, "account_key": integration.account_key},
+                                status=status, **values)
+            except sa.exc.IntegrityError:
+                db.session.rollback()
+                raise _claimed(provider.name) from None  # own row: only another org can hold the key
+            if not swapped:
+                db.session.rollback()
+                continue
+            created = False
+        action = (Action.INTEGRATION_ASSIGNED if assigned else
+                  Action.INTEGRATION_PENDING if status == "pending" else Action.INTEGRATION_CONNECTED)
+        record(action, provider=provider.name, target=account_key, organization_id=org_id, actor=actor)
         db.session.commit()
-    except sa.exc.IntegrityError:
-        db.session.rollback()
-        # Two orgs raced for the same account (or one org raced itself): the database decided.
-        raise _claimed(provider.name) from None
-    return integration, created
+        return db.session.get(Integration, integration.id), created
+    raise _busy()
 
 
 def _claimed_elsewhere(provider_name: str, account_key: str, org_id) -> bool:
@@ -213,14 +286,20 @@ def _claimed(provider_name: str) -> Conflict:
 
 
 def disconnect(org: OrgContext, provider_name: str, *, actor: str) -> None:
-    integration = get_integration(org, provider_name)
-    released = integration.account_key
-    integration.status = "disconnected"
-    integration.account_key = None  # release the claim; the identifier stays as history
-    integration.connected_at = None
-    record(Action.INTEGRATION_DISCONNECTED, provider=provider_name, target=released,
-           organization_id=org.id, actor=actor)
-    db.session.commit()
+    """Release the claim. Of several concurrent DELETEs exactly one changes the row and writes
+    the audit row; the others find it disconnected (404), as they would one after the other."""
+    for _ in range(_CAS_ATTEMPTS):
+        integration = get_integration(org, provider_name)
+        released, status = integration.account_key, integration.status
+        if _swap(integration.id, {"status": status, "account_key": released},
+                 status="disconnected", account_key=None, connected_at=None):
+            # the identifier stays as history; the claim (account_key) is released
+            record(Action.INTEGRATION_DISCONNECTED, provider=provider_name, target=released,
+                   organization_id=org.id, actor=actor)
+            db.session.commit()
+            return
+        db.session.rollback()
+    raise _busy()
 
 
 def check_integration(org: OrgContext, provider_name: str, *, actor: str) -> tuple[Integration, dict]:
@@ -233,9 +312,11 @@ def check_integration(org: OrgContext, provider_name: str, *, actor: str) -> tup
                                  code="check_unavailable")
         error.status, error.title = 501, "Not implemented"
         raise error
+    integration_id, read_status, read_key = integration.id, integration.status, integration.account_key
+    db.session.rollback()  # no transaction open across the upstream call
     account_failed = False
     try:
-        provider.verify(integration.account_key)
+        provider.verify(read_key)
         ok, message = True, None
     except AccountCheckFailed as exc:
         ok, message, account_failed = False, exc.message, True
@@ -243,35 +324,96 @@ def check_integration(org: OrgContext, provider_name: str, *, actor: str) -> tup
         # The provider had a bad moment (timeout, 5xx, rate limit): reported, but the integration
         # is not taken offline for it — only a failed account check marks it ``error``.
         ok, message = False, exc.detail
-    integration.last_synced_at = utcnow()
-    integration.sync_status = "ok" if ok else ("failed" if account_failed else "upstream_error")
-    integration.error_message = message
-    if ok and integration.status == "error":
-        integration.status = "connected"
-    elif account_failed and integration.status == "connected":
-        integration.status = "error"
-    record(Action.INTEGRATION_TESTED, provider=provider_name, target=integration.account_key,
+    status = read_status
+    if ok and read_status == "error":
+        status = "connected"
+    elif account_failed and read_status == "connected":
+        status = "error"
+    # Written only if nobody disconnected, switched, rejected or released it meanwhile: a test
+    # must never bring a released account back.
+    if not _swap(integration_id, {"status": read_status, "account_key": read_key}, status=status,
+                 last_synced_at=utcnow(), error_message=message,
+                 sync_status="ok" if ok else ("failed" if account_failed else "upstream_error")):
+        db.session.rollback()
+        raise _busy()
+    record(Action.INTEGRATION_TESTED, provider=provider_name, target=read_key,
            outcome="success" if ok else "failure", organization_id=org.id, actor=actor,
            detail={"ok": ok})
     db.session.commit()
-    return integration, {"ok": ok, "message": message}
+    return db.session.get(Integration, integration_id), {"ok": ok, "message": message}
 
 
-def approve(integration_id: str, *, actor: str) -> Integration:
+# --- the admin's decisions on claims -------------------------------------------------------------
+
+
+def _integration_by_id(integration_id) -> Integration:
     try:
         integration = db.session.get(Integration, uuid.UUID(str(integration_id)))
     except ValueError:
         integration = None
     if integration is None:
         raise NotFound("No such integration.", code="integration_not_found")
-    if integration.status != "pending":
-        raise Conflict(f"The integration is {integration.status}, not pending.", code="not_pending")
-    integration.status = "connected"
-    integration.connected_at = utcnow()
-    record(Action.INTEGRATION_APPROVED, provider=integration.provider, target=integration.account_key,
-           organization_id=integration.organization_id, actor=actor)
-    db.session.commit()
     return integration
+
+
+def _reviewed_key(integration: Integration, reviewed) -> str | None:
+    """The account the admin reviewed, canonicalised like a connect (``{"storeName": "Demo"}``
+    and ``demo`` name the same store). The CLI passes the bare value."""
+    provider = get_provider(integration.provider)
+    if isinstance(reviewed, str) and provider.identifier is not None:
+        reviewed = {provider.identifier.name: reviewed}
+    if reviewed is None and provider.identifier is not None:
+        raise ValidationFailed("account_identifier",
+                               f"name the account you reviewed ({provider.identifier.name})")
+    return provider.parse_identifier(reviewed)[1]
+
+
+def _decide(integration_id, reviewed, *, allowed: tuple[str, ...], action: Action, actor: str,
+            require_review: bool, changes: dict) -> Integration:
+    """One admin transition, bound to what the admin looked at: the row must still be in one of
+    ``allowed`` and (when the admin names it, always for approval) still name the reviewed
+    account — checked and changed in one conditional UPDATE."""
+    for _ in range(_CAS_ATTEMPTS):
+        integration = _integration_by_id(integration_id)
+        if require_review or reviewed is not None:
+            key = _reviewed_key(integration, reviewed)
+            if integration.account_key != key and integration.status != "disconnected":
+                raise Conflict("The connection now names another account than the one reviewed; "
+                               "review it again.", code="account_changed")
+        if integration.status not in allowed:
+            code = "not_pending" if allowed == ("pending",) else "not_claimed"
+            raise Conflict(f"The integration is {integration.status}, not {' or '.join(allowed)}.", code=code)
+        status, key = integration.status, integration.account_key
+        if _swap(integration.id, {"status": status, "account_key": key}, **changes):
+            record(action, provider=integration.provider, target=key, actor=actor,
+                   organization_id=integration.organization_id, detail={"from": status})
+            db.session.commit()
+            return db.session.get(Integration, integration.id)
+        db.session.rollback()
+    raise _busy()
+
+
+def approve(integration_id: str, reviewed=None, *, actor: str) -> Integration:
+    """Connect a pending integration — only while it still names the account the admin reviewed."""
+    return _decide(integration_id, reviewed, allowed=("pending",), action=Action.INTEGRATION_APPROVED,
+                   actor=actor, require_review=True,
+                   changes={"status": "connected", "connected_at": utcnow()})
+
+
+def reject(integration_id: str, reviewed=None, *, actor: str) -> Integration:
+    """Refuse a pending connection: the account is free again for its owner."""
+    return _decide(integration_id, reviewed, allowed=("pending",), action=Action.INTEGRATION_REJECTED,
+                   actor=actor, require_review=False,
+                   changes={"status": "disconnected", "account_key": None, "connected_at": None,
+                            "error_message": "Rejected by the platform administrator."})
+
+
+def release(integration_id: str, reviewed=None, *, actor: str) -> Integration:
+    """Take a claim away from whichever org holds it (connected, pending or error)."""
+    return _decide(integration_id, reviewed, allowed=("connected", "pending", "error"),
+                   action=Action.INTEGRATION_RELEASED, actor=actor, require_review=False,
+                   changes={"status": "disconnected", "account_key": None, "connected_at": None,
+                            "error_message": "Released by the platform administrator."})
 
 
 # --- audit log reads --------------------------------------------------------------------------

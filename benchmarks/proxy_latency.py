@@ -93,6 +93,7 @@ def run(label: str, database_url: str, redis_url: str | None, rounds: int, warmu
         "SHOPIFY_ADMIN_ACCESS_TOKENS": json.dumps({"demo-store": TOKEN}),
         "SHOPIFY_SHOP_URL_TEMPLATE": shopify_url + "/shops/{shop}",
         "ORG_RATE_LIMIT": "1000000/minute",
+        "SANDBOX": "true",  # the provider is the emulator: one-step connect
         "LOG_LEVEL": "WARNING",
         "FLASK_APP": "wsgi.py",
     })

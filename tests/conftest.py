@@ -61,6 +61,9 @@ def base_env(database_url: str, shopify_url: str | None) -> dict[str, str]:
         "HTTP_READ_TIMEOUT": "1",
         "HTTP_DEADLINE": "3",
         "LOG_LEVEL": "INFO",
+        # The providers are the emulators: this is the sandbox (one-step connects, unless a test
+        # asks for CONNECT_REQUIRES_APPROVAL or removes SANDBOX).
+        "SANDBOX": "true",
     }
     if os.environ.get("REDIS_URL"):
         env["REDIS_URL"] = os.environ["REDIS_URL"]

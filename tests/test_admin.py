@@ -34,11 +34,10 @@ def test_bad_org_input_is_422_and_creates_nothing(client, admin, body, field):
     assert client.get("/api/v1/admin/organizations", headers=admin).json["data"] == []
 
 
-def test_an_org_whose_slug_looks_like_a_uuid_is_found_by_slug(client, admin):
-    slug = "deadbeefdeadbeefdeadbeefdeadbeef"
+def test_a_slug_that_looks_like_a_uuid_is_refused(client, admin):
+    slug = "deadbeefdeadbeefdeadbeefdeadbeef"  # more in tests/test_admin_review.py
     created = client.post("/api/v1/admin/organizations", json={"slug": slug}, headers=admin)
-    assert created.status_code == 201
-    assert client.get(f"/api/v1/admin/organizations/{slug}", headers=admin).json["id"] == created.json["id"]
+    assert created.status_code == 422 and created.json["field"] == "slug"
 
 
 def test_duplicate_slug_is_409(client, admin):
@@ -105,7 +104,7 @@ def test_cli_approves_a_pending_integration(make_app, admin):
     pending = client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
                          headers=headers).json
     assert pending["status"] == "pending"
-    result = app.test_cli_runner().invoke(args=["integrations", "approve", pending["id"]])
+    result = app.test_cli_runner().invoke(args=["integrations", "approve", pending["id"], "demo-store"])
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("connected")
     assert client.get("/api/v1/integrations/shopify", headers=headers).json["status"] == "connected"

@@ -80,7 +80,8 @@ def test_every_admin_action_disconnect_and_failed_admin_login_is_audited(make_ap
     client.patch(f"/api/v1/admin/organizations/{org['id']}", json={"rate_limit": "100/minute"}, headers=admin)
     pending = client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
                          headers=headers).json
-    client.post(f"/api/v1/admin/integrations/{pending['id']}/approve", headers=admin)
+    client.post(f"/api/v1/admin/integrations/{pending['id']}/approve",
+                json={"account_identifier": {"storeName": "demo-store"}}, headers=admin)
     client.delete("/api/v1/integrations/shopify", headers=headers)
     client.delete(f"/api/v1/admin/organizations/{org['id']}/api-keys/{issued['id']}", headers=admin)
     client.get("/api/v1/admin/organizations", headers={"Authorization": "Bearer not-the-admin-key-at-all"})

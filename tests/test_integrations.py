@@ -189,11 +189,12 @@ def test_connect_with_approval_waits_as_pending_until_admin_approves(make_app, a
     assert blocked.json["code"] == "integration_not_connected"
     queue = client.get("/api/v1/admin/integrations", headers=admin).json["data"]
     assert [i["id"] for i in queue] == [pending.json["id"]]
-    approved = client.post(f"/api/v1/admin/integrations/{pending.json['id']}/approve", headers=admin)
+    reviewed = {"account_identifier": queue[0]["account_identifier"]}
+    approved = client.post(f"/api/v1/admin/integrations/{pending.json['id']}/approve", json=reviewed, headers=admin)
     assert approved.status_code == 200
     assert approved.json["status"] == "connected"
     assert client.get("/api/v1/integrations/shopify", headers=headers).json["status"] == "connected"
-    again = client.post(f"/api/v1/admin/integrations/{pending.json['id']}/approve", headers=admin)
+    again = client.post(f"/api/v1/admin/integrations/{pending.json['id']}/approve", json=reviewed, headers=admin)
     assert again.status_code == 409
 
 

@@ -7,6 +7,8 @@ from flask_smorest import Blueprint
 from app import services
 from app.api.schemas import (
     ApiKeySchema,
+    ApproveSchema,
+    ConnectSchema,
     ApiKeyListSchema,
     AuditPageSchema,
     AuditQuerySchema,
@@ -19,6 +21,7 @@ from app.api.schemas import (
     OrgSchema,
     OrgUpdateSchema,
     PendingQuerySchema,
+    ReviewSchema,
     attributes,
 )
 from app.auth import admin_required
@@ -114,9 +117,53 @@ def list_integrations(status):
 @blp.response(200, IntegrationSchema)
 @admin_auth
 @admin_required
-def approve(integration_id):
-    """Approve a pending connection."""
-    return services.approve(integration_id, actor=g.actor)
+@blp.arguments(ApproveSchema)
+def approve(body, integration_id):
+    """Approve a pending connection — the one naming the account you reviewed (else 409)."""
+    return services.approve(integration_id, body["account_identifier"], actor=g.actor)
+
+
+@blp.route("/integrations/<integration_id>/reject", methods=["POST"])
+@blp.response(200, IntegrationSchema)
+@admin_auth
+@admin_required
+@blp.arguments(ReviewSchema)
+def reject(body, integration_id):
+    """Reject a pending connection; the account is free for its owner."""
+    return services.reject(integration_id, body["account_identifier"], actor=g.actor)
+
+
+@blp.route("/integrations/<integration_id>/release", methods=["POST"])
+@blp.response(200, IntegrationSchema)
+@admin_auth
+@admin_required
+@blp.arguments(ReviewSchema)
+def release(body, integration_id):
+    """Release the claim of any org (connected, pending or error); the account is free again."""
+    return services.release(integration_id, body["account_identifier"], actor=g.actor)
+
+
+@blp.route("/organizations/<org_ref>/integrations", methods=["GET"])
+@blp.response(200, IntegrationListSchema)
+@admin_auth
+@admin_required
+def list_org_integrations(org_ref):
+    """One org's integrations (disconnected ones included, as history)."""
+    org = services.find_org(org_ref)
+    return {"data": db.session.execute(Integration.for_org(org.id).order_by(Integration.provider)).scalars()}
+
+
+@blp.route("/organizations/<org_ref>/integrations/<provider>", methods=["PUT"])
+@blp.response(200, IntegrationSchema)
+@blp.alt_response(201, schema=IntegrationSchema, description="newly assigned")
+@admin_auth
+@admin_required
+@blp.arguments(ConnectSchema)
+def assign(body, org_ref, provider):
+    """Assign an account to an org: verified, connected at once; any other org's connect gets 409."""
+    integration, created = services.assign(services.find_org(org_ref), provider, body["account_identifier"],
+                                           actor=g.actor)
+    return integration, 201 if created else 200
 
 
 @blp.route("/audit-logs", methods=["GET"])

@@ -164,3 +164,20 @@ class ApiKeyListSchema(Schema):
 class PendingQuerySchema(Schema):
     status = fields.String(load_default="pending",
                            validate=validate.OneOf(["connected", "disconnected", "error", "pending"]))
+
+
+class ApproveSchema(Schema):
+    account_identifier = fields.Dict(
+        required=True,
+        metadata={"description": "the account the admin reviewed, as listed (e.g. {\"storeName\": \"mystore\"}; "
+                                 "{} for platform services); 409 `account_changed` if the connection now "
+                                 "names another"},
+    )
+
+
+class ReviewSchema(Schema):
+    account_identifier = fields.Dict(
+        load_default=None,
+        metadata={"description": "optional: the account the admin reviewed; 409 `account_changed` if the "
+                                 "connection now names another"},
+    )

@@ -7,7 +7,9 @@ from app import keys
 from app.extensions import db
 
 
-def test_issued_key_has_the_documented_shape_and_is_stored_as_a_hash(client, admin, app):
+def test_issued_key_has_the_documented_shape_and_is_stored_as_a_hash(make_app, admin):
+    app = make_app(SANDBOX="false")  # a live server issues live keys (the suite's default is the sandbox)
+    client = app.test_client()
     org_id = client.post("/api/v1/admin/organizations", json={"slug": "acme"}, headers=admin).json["id"]
     issued = client.post(f"/api/v1/admin/organizations/{org_id}/api-keys", json={"name": "bot"}, headers=admin)
     assert issued.status_code == 201

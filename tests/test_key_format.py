@@ -15,8 +15,9 @@ from app.models import ApiKey
 from tests.conftest import org_headers
 
 
-def test_a_server_issues_live_keys_that_the_scanner_pattern_finds(client, org):
-    _, headers = org
+def test_a_server_issues_live_keys_that_the_scanner_pattern_finds(make_app):
+    client = make_app(SANDBOX="false").test_client()  # the suite's default app is a sandbox one
+    headers = org_headers(client)
     key = headers["Authorization"].split()[1]
     assert key.startswith("swbd_live_")
     assert re.search(keys.SCAN_PATTERN, f"leaked: {key}.").group(0) == key
@@ -35,7 +36,7 @@ def test_a_sandbox_server_issues_test_keys_that_work_there(make_app):
 def test_a_test_key_is_refused_by_a_server_not_in_sandbox_mode(make_app, audit_rows):
     sandbox = make_app(SANDBOX="true").test_client()
     headers = org_headers(sandbox)  # issued, and stored, by the sandbox server
-    live = make_app().test_client()  # same database, not in sandbox mode
+    live = make_app(SANDBOX="false").test_client()  # same database, not in sandbox mode
     response = live.get("/api/v1/integrations", headers=headers)
     assert response.status_code == 401
     assert response.json["detail"] == "A valid API key is required in the Authorization header."

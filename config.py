@@ -17,6 +17,7 @@ Two kinds of values live here:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -132,15 +133,26 @@ class Config:
 
         # No pool_pre_ping: it costs a round trip per request. A connection found dead after a
         # database restart fails that one request with 503 and is dropped from the pool.
-        engine_options: dict = {} if db_url.startswith("sqlite") else {"pool_recycle": 1800}
+        database_timeout = env_float(env, "DATABASE_TIMEOUT", 5.0, minimum=0.1)
+        engine_options: dict = (
+            {} if db_url.startswith("sqlite") else postgres_engine_options(db_url, database_timeout)
+        )
+        redis_timeout = env_float(env, "REDIS_TIMEOUT", 2.0, minimum=0.05)
+        redis_options = redis_client_options(redis_timeout) if redis_url else {}
 
         return {
             "SQLALCHEMY_DATABASE_URI": db_url,
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
             "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+            # Every wait on PostgreSQL ends within about this long (see postgres_engine_options).
+            "DATABASE_TIMEOUT": database_timeout,
             "REDIS_URL": redis_url,
+            # The app's own Redis client and the limiter's storage share these timeouts.
+            "REDIS_TIMEOUT": redis_timeout,
+            "REDIS_OPTIONS": redis_options,
             # Flask-Limiter: memory for one process, Redis when several share the limits.
             "RATELIMIT_STORAGE_URI": redis_url or "swept-memory://",  # app/ratelimit.py
+            "RATELIMIT_STORAGE_OPTIONS": dict(redis_options),  # handed to redis.from_url by limits
             "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", "switchboard"),
             "ORG_RATE_LIMIT": default_limit,
             "AUTH_FAILURE_AUDIT_LIMIT": _parsed_limit(env, "AUTH_FAILURE_AUDIT_LIMIT", "60/minute"),
@@ -169,6 +181,73 @@ class Config:
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
             "OPENAPI_REQUIRED": True,
         }
+
+
+def postgres_engine_options(db_url: str, timeout: float) -> dict:
+    """Engine options that bound every wait on PostgreSQL to about ``timeout`` seconds.
+
+    A server that stops answering (a partition, a stuck host, a stopped backend) must cost a
+    request a 503 ``database_unavailable`` after a bounded time, never a hang. Each layer covers a
+    different stall:
+
+    * ``connect_timeout`` — libpq's (and psycopg's) bound on establishing a connection; whole
+      seconds, at least 2 (libpq's own minimum).
+    * ``statement_timeout`` — the server cancels a statement that runs (or waits on a lock) longer
+      than ``timeout``; the connection stays usable.
+    * the client-side bound (``app/extensions.BoundedConnection``) — every blocking wait on the
+      socket ends after ``timeout + 1`` s, when the server itself is silent and cannot cancel
+      anything; that connection is closed and dropped from the pool.
+    * TCP keepalives and ``tcp_user_timeout`` — the kernel gives up on a peer that stopped
+      acknowledging (a real partition), for idle pooled connections too.
+    * ``pool_timeout`` — waiting for a free pooled connection is bounded as well.
+    """
+    from sqlalchemy.engine import make_url
+
+    defaults: dict = {
+        "connect_timeout": max(2, math.ceil(timeout)),
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": math.ceil(client_wait_timeout(timeout) * 1000),
+        # Operators find Switchboard's sessions in pg_stat_activity by this name.
+        "application_name": "switchboard",
+    }
+    # connect_args would override the URL's query: a parameter given in DATABASE_URL wins, and
+    # its ``options`` (e.g. ``-csearch_path=…``) are kept, after ours so that they win too.
+    query = make_url(db_url).query
+    connect_args = {name: value for name, value in defaults.items() if name not in query}
+    options = [f"-c statement_timeout={math.ceil(timeout * 1000)}"]
+    if "options" in query:
+        options.append(str(query["options"]))
+    connect_args["options"] = " ".join(options)
+    return {
+        "pool_recycle": 1800,
+        "pool_timeout": timeout,
+        "connect_args": connect_args,
+    }
+
+
+def client_wait_timeout(timeout: float) -> float:
+    """The client gives up one second after the server's own statement_timeout would have fired,
+    so a slow statement is normally cancelled by the server (which keeps the connection)."""
+    return timeout + 1.0
+
+
+def redis_client_options(timeout: float) -> dict:
+    """Options for every Redis client (ours and the limiter's): no command waits longer than
+    ``timeout``. redis-py 7 retries timeouts three times with up to 10 s of backoff by default,
+    which would multiply any bound; we retry once, at once, and only a broken connection (a
+    restarted Redis), never a silent one."""
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.retry import Retry
+
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    }
 
 
 def _parsed_limit(env: Mapping[str, str], name: str, default: str):

@@ -56,7 +56,8 @@ def _init_shared_state(app: Flask) -> None:
     if app.config["REDIS_URL"]:
         import redis
 
-        client = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
+        # The same bounded timeouts as the limiter's storage (config.redis_client_options).
+        client = redis.Redis.from_url(app.config["REDIS_URL"], **app.config["REDIS_OPTIONS"])
         app.extensions["redis"] = client
         app.extensions["token_cache"] = RedisTokenCache(client, wait=app.config["HTTP_DEADLINE"])
     else:

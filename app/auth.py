@@ -23,7 +23,7 @@ from app.extensions import autocommit
 from app.models import ApiKey, Organization
 from app.models.base import utcnow
 from app.extensions import limiter
-from app.ratelimit import org_limit
+from app.ratelimit import headers_first, org_limit
 
 # A key must never travel in a URL (it would land in access logs and browser history).
 _KEY_PARAMS = {"api_key", "apikey", "key", "token", "access_token", "x-api-key"}
@@ -119,9 +119,10 @@ def _admin_scope() -> str:
 
 
 def org_required(view):
-    """Authenticate the org key, then apply the org's rate limit, then honour an
-    ``Idempotency-Key`` (POST and PUT: app/idempotency.py), then run the view."""
-    limited = org_limit(idempotency.guard(view, _org_scope))
+    """Authenticate the org key, then apply the org's rate limit (and read its window for the
+    headers, app/ratelimit.py), then honour an ``Idempotency-Key`` (POST and PUT:
+    app/idempotency.py), then run the view."""
+    limited = org_limit(headers_first(idempotency.guard(view, _org_scope)))
 
     @wraps(view)
     def wrapper(*args, **kwargs):

@@ -2,6 +2,7 @@
 
 import os
 
+import psycopg
 import sqlalchemy as sa
 from flask import Flask, current_app
 from flask_limiter import Limiter
@@ -55,6 +56,64 @@ def init_db(app: Flask) -> None:
         if uri.startswith("sqlite"):
             sa.event.listen(db.engine, "connect", _sqlite_pragmas)
             sa.event.listen(autocommit_engine, "connect", _sqlite_pragmas)
+        elif db.engine.dialect.driver == "psycopg":
+            from config import client_wait_timeout
+
+            wait_timeout = client_wait_timeout(app.config["DATABASE_TIMEOUT"])
+            for engine in (db.engine, autocommit_engine):
+                sa.event.listen(engine, "do_connect", _bounded_connect(wait_timeout))
+
+
+class BoundedConnection(psycopg.Connection):
+    """A psycopg connection whose every blocking wait on the server ends within ``wait_timeout``.
+
+    libpq's ``connect_timeout`` bounds only the connection attempt and the server's
+    ``statement_timeout`` needs a server that is still running; a partition or a stuck server
+    would otherwise hold a request for as long as the stall lasts. psycopg routes every wait on
+    the socket (execute, fetch, commit, rollback) through ``Connection.wait``, which accepts a
+    total ``timeout``; this applies ours when the caller gives none.
+
+    On expiry the protocol state is unknown (a query may be half sent, a result half read), so
+    the connection is closed: SQLAlchemy's psycopg dialect then sees ``connection.closed``,
+    treats the error as a disconnect and invalidates the pooled record — the next request gets
+    a fresh connection, no restart needed. The caller sees ``psycopg.OperationalError``, which
+    SQLAlchemy wraps and ``app/errors.py`` answers with 503 ``database_unavailable``.
+    """
+
+    wait_timeout: float | None = None
+
+    def wait(self, gen, interval=psycopg.connection._WAIT_INTERVAL, timeout=None):
+        if timeout is not None or self.wait_timeout is None:
+            return super().wait(gen, interval, timeout)  # a caller's own bound is its business
+        try:
+            return super().wait(gen, interval, self.wait_timeout)
+        except psycopg.errors._WaitTimeout:
+            self.close()
+            raise psycopg.OperationalError(
+                f"the database did not answer within {self.wait_timeout:g} s; connection closed"
+            ) from None
+
+
+def _bounded_connect(wait_timeout: float):
+    def connect(_dialect, _record, cargs, cparams):
+        connection = BoundedConnection.connect(*cargs, **cparams)
+        connection.wait_timeout = wait_timeout
+        return connection
+
+    return connect
+
+
+def lift_database_timeouts(connection: sa.Connection) -> None:
+    """Let this one connection wait as long as its statements need (migrations: an index build
+    on a large table is legitimate). The caller must discard the connection afterwards
+    (``connection.invalidate()``) so that it never serves a request unbounded."""
+    if connection.dialect.name != "postgresql":
+        return
+    connection.exec_driver_sql("SET statement_timeout = 0")  # for the session, not the transaction
+    connection.commit()
+    dbapi_connection = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, BoundedConnection):
+        dbapi_connection.wait_timeout = None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

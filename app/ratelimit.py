@@ -9,14 +9,20 @@ to the org window's reset, which would overwrite an upstream provider's own hint
 is Shopify's, not ours.
 """
 
+import logging
 import threading
 import time
 import weakref
+from functools import wraps
 
+import redis
 from flask import Flask, current_app, g
 from limits.storage import MemoryStorage
 
+from app.errors import SharedStateUnavailable, problem
 from app.extensions import limiter
+
+log = logging.getLogger("switchboard.ratelimit")
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -62,16 +68,54 @@ def _org_limit_value() -> str:
 org_limit = limiter.shared_limit(_org_limit_value, scope="org", key_func=_org_key)
 
 
+def _header_values(current) -> dict[str, str]:
+    reset_at = int(current.reset_at)  # reset_at and remaining: one Redis read, then cached
+    values = {
+        "X-RateLimit-Limit": str(current.limit.amount),
+        "X-RateLimit-Remaining": str(current.remaining),
+        "X-RateLimit-Reset": str(reset_at),
+    }
+    if current.breached:
+        values["Retry-After"] = str(max(1, reset_at - int(time.time())))
+    return values
+
+
+def headers_first(view):
+    """Read the window for the rate-limit headers right after the hit, before the view runs.
+
+    Read after the response (in ``after_request``), a Redis failure would come after the view's
+    work and its audit row were committed, and would turn a recorded 200 into a 500. Read here,
+    it fails the request before anything happened — 503 ``shared_state_unavailable``, no
+    provider call, so no ``proxy.request`` row, as when the hit itself fails — and the headers
+    are then written from this snapshot without touching Redis again.
+    """
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        current = limiter.current_limit
+        if current is not None:
+            g.ratelimit_headers = _header_values(current)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 def _headers(response):
-    current = limiter.current_limit
-    if current is None:
-        return response
-    reset_at = int(current.reset_at)
-    response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
-    response.headers["X-RateLimit-Remaining"] = str(current.remaining)
-    response.headers["X-RateLimit-Reset"] = str(reset_at)
-    if current.breached and "Retry-After" not in response.headers:
-        response.headers["Retry-After"] = str(max(1, reset_at - int(time.time())))
+    values = g.pop("ratelimit_headers", None)
+    if values is None:
+        # Only a request refused by the limit itself (429: no view ran, nothing was audited)
+        # reads the window here; a request whose Redis read failed before its view has none.
+        current = limiter.current_limit
+        if current is None or not current.breached:
+            return response
+        try:
+            values = _header_values(current)
+        except redis.exceptions.RedisError as exc:
+            log.error("redis unavailable: %s", type(exc).__name__)
+            return problem(SharedStateUnavailable("Rate-limit storage is unavailable; retry shortly."))
+    for name, value in values.items():
+        if name != "Retry-After" or name not in response.headers:  # keep an upstream's own hint
+            response.headers[name] = value
     return response
 
 

@@ -95,14 +95,22 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        # A migration may run longer than a request may wait (DATABASE_TIMEOUT): lift the bound
+        # on this connection only, and discard it afterwards. Connecting stays bounded.
+        from app.extensions import lift_database_timeouts
 
-        with context.begin_transaction():
-            context.run_migrations()
+        lift_database_timeouts(connection)
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
+
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            connection.invalidate()
 
 
 if context.is_offline_mode():

@@ -5,7 +5,10 @@ It owns, so that no provider has to:
 * a keep-alive connection pool (one urllib3 ``PoolManager`` — urllib3 itself, not requests: it
   reads no ``.netrc`` or proxy variables that could add credentials or hosts behind our back, and
   it saves a quarter of a millisecond per call on the hot path);
-* connect and read timeouts, bounded by the request's deadline;
+* connect and read timeouts, bounded by the request's deadline — and the deadline itself: one
+  watchdog thread shuts down the socket of a call still running when its deadline passes, so a
+  server that drips its status line, headers or body (every read within the read timeout) or
+  accepts and never answers cannot hold a call past ``HTTP_DEADLINE`` (504);
 * no redirects, ever — a 3xx is a bad answer (502), and the credential never follows it;
 * the host check: the final URL is parsed again with urllib3's own parser and must name exactly
   the host the provider's template produced for this account;
@@ -21,10 +24,15 @@ Nothing here logs headers or bodies.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json as jsonlib
 import logging
 import math
+import os
 import random
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -32,6 +40,8 @@ from urllib.parse import urlencode
 
 import urllib3
 from urllib3 import exceptions as u3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import parse_url
 
 from app.errors import (
@@ -116,6 +126,108 @@ def check_url(url: str, expected: Target, provider: str) -> None:
         raise UpstreamBadResponse(provider, "Refused to call an unexpected host.")
 
 
+# --- the deadline watchdog -----------------------------------------------------------------------
+#
+# A socket timeout bounds one read, not a call: a server that sends a byte a second never trips
+# it. So each call registers its deadline with one watchdog thread (a heap of deadlines; no
+# thread per call), and the connection records its socket when it starts reading an answer.
+# When a deadline passes with the call still running, the watchdog shuts that socket down; the
+# blocked read returns at once and the call maps it to 504. On the hot path this costs one heap
+# push and one lock round-trip per call.
+
+
+class _Ticket:
+    __slots__ = ("sock", "fired", "done")
+
+    def __init__(self):
+        self.sock = None  # the socket of the current attempt, once it reads an answer
+        self.fired = False  # the deadline passed while the call was running
+        self.done = False  # the call finished: nothing to do
+
+
+def _shutdown(sock) -> None:
+    if sock is None:
+        return
+    try:
+        # The plain socket's shutdown, also for TLS: SSLSocket.shutdown would drop its TLS state
+        # under the feet of the thread that is reading.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+class _Watchdog:
+    def __init__(self):
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # a forked worker starts its own thread
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, _Ticket]] = []
+        self._order = itertools.count()
+        self._running = False
+
+    def arm(self, deadline: float) -> _Ticket:
+        ticket = _Ticket()
+        with self._cond:
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="outbound-deadline", daemon=True).start()
+            earliest = not self._heap or deadline < self._heap[0][0]
+            heapq.heappush(self._heap, (deadline, next(self._order), ticket))
+            if earliest:
+                self._cond.notify()
+        return ticket
+
+    def disarm(self, ticket: _Ticket) -> None:
+        with self._cond:
+            ticket.done = True
+            ticket.sock = None
+
+    def _run(self) -> None:
+        cond, heap = self._cond, self._heap
+        with cond:
+            while True:
+                if not heap:
+                    cond.wait()
+                    continue
+                deadline, _, ticket = heap[0]
+                if not ticket.done:
+                    delay = deadline - time.monotonic()
+                    if delay > 0:
+                        cond.wait(delay)
+                        continue
+                    ticket.fired = True
+                    _shutdown(ticket.sock)
+                heapq.heappop(heap)
+
+
+_watchdog = _Watchdog()
+_current = threading.local()  # .ticket: the running call's ticket, for the connection to fill
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self, *args, **kwargs):
+        ticket = getattr(_current, "ticket", None)
+        if ticket is not None:
+            ticket.sock = self.sock
+            if ticket.fired:  # the deadline passed between connecting and reading
+                _shutdown(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    getresponse = _WatchedHTTPConnection.getresponse
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
 def _read_body(raw, deadline: float, provider: str) -> bytes:
     """Read the answer in chunks so the deadline holds even against a server that drips bytes
     (the read timeout alone bounds each socket read, not the whole body)."""
@@ -147,6 +259,7 @@ class Outbound:
         self._sleep = sleep
         # retries=False: this module is the one retry layer; urllib3 raises errors as they happen.
         self.pool = urllib3.PoolManager(num_pools=pool_size, maxsize=pool_size, retries=False)
+        self.pool.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
     @classmethod
     def from_config(cls, config) -> "Outbound":
@@ -170,7 +283,11 @@ class Outbound:
         data: dict | None = None,
         idempotent: bool,
         classify: Callable[[Response], Retry | None] | None = None,
+        deadline: float | None = None,
     ) -> Outcome:
+        """One provider call within ``deadline`` (a ``time.monotonic()`` instant; by default
+        ``HTTP_DEADLINE`` from now — a provider passes its own when several calls, such as a token
+        grant and the query it serves, share one request's budget)."""
         check_url(url, expected, provider)
         headers = dict(headers)
         body = None
@@ -181,7 +298,37 @@ class Outbound:
             body = urlencode(data).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         started = time.monotonic()
-        deadline = started + self.deadline
+        if deadline is None:
+            deadline = started + self.deadline
+        ticket = _watchdog.arm(deadline)
+        _current.ticket = ticket
+        try:
+            return self._attempts(provider, method, url, body, headers, idempotent, classify,
+                                  started, deadline, ticket)
+        finally:
+            _current.ticket = None
+            _watchdog.disarm(ticket)
+
+    def _exchange(self, provider, method, url, body, headers, timeout, deadline, ticket) -> Response:
+        """One attempt: send, read the whole answer. Whatever fails after the watchdog fired is a
+        timeout (the failure is the socket it shut down)."""
+        try:
+            raw = self.pool.request(
+                method, url, body=body, headers=headers, redirect=False, retries=False,
+                timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+                preload_content=False,
+            )
+            response = Response(raw.status, raw.headers, _read_body(raw, deadline, provider))
+        except (u3.HTTPError, OSError):
+            if ticket.fired:
+                raise UpstreamTimeout(provider, f"{provider} did not finish answering in time.") from None
+            raise
+        if ticket.fired:  # an answer cut short by the watchdog can look complete
+            raise UpstreamTimeout(provider, f"{provider} did not finish answering in time.")
+        return response
+
+    def _attempts(self, provider, method, url, body, headers, idempotent, classify,
+                  started, deadline, ticket) -> Outcome:
         attempt = 0
         while True:
             attempt += 1
@@ -191,12 +338,7 @@ class Outbound:
             timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
             wait: float | None = None
             try:
-                raw = self.pool.request(
-                    method, url, body=body, headers=headers, redirect=False, retries=False,
-                    timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-                    preload_content=False,
-                )
-                response = Response(raw.status, raw.headers, _read_body(raw, deadline, provider))
+                response = self._exchange(provider, method, url, body, headers, timeout, deadline, ticket)
             except u3.NewConnectionError:
                 # Refused or unresolvable: nothing was sent, so any method may be retried.
                 failure: Exception = UpstreamUnreachable(provider, f"Could not reach {provider}.")

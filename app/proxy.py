@@ -15,6 +15,7 @@ before it is sent, whatever the outcome.
 
 from __future__ import annotations
 
+import math
 from functools import wraps
 
 import sqlalchemy as sa
@@ -69,11 +70,42 @@ def proxy_action(provider_name: str, operation: str):
     return decorator
 
 
+MAX_FACT_NUMBER = 2**53  # beyond this a JSON number loses precision in most readers
+MAX_FACT_TEXT = 200
+
+
+def _bounded(value):
+    """``value`` if it is a small, typed fact; otherwise ``None`` (the fact is left out).
+
+    Facts often come from the provider's answer (a query cost, a status): only finite numbers
+    within range and short printable strings are kept, so an upstream cannot grow, break (a NaN
+    or NUL that PostgreSQL's JSON refuses) or inject into the audit row.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -MAX_FACT_NUMBER <= value <= MAX_FACT_NUMBER else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) and abs(value) <= MAX_FACT_NUMBER else None
+    if isinstance(value, str):
+        return value if len(value) <= MAX_FACT_TEXT and value.isprintable() else None
+    return None
+
+
 def note(**facts) -> None:
-    """Add small facts (upstream status, attempts, query cost) to this request's audit detail."""
+    """Add small facts (upstream status, attempts, query cost) to this request's audit detail.
+
+    Only bounded, typed values are kept (see ``_bounded``); anything else is left out.
+    """
     audit = g.get("proxy_audit")
     if audit is not None:
-        audit.setdefault("facts", {}).update(facts)
+        kept = audit.setdefault("facts", {})
+        for name, value in facts.items():
+            value = _bounded(value)
+            if value is None:
+                kept.pop(name, None)
+            else:
+                kept[name] = value
 
 
 def _write_proxy_audit(response):

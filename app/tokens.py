@@ -4,6 +4,10 @@
 — once, even when many threads (or, with Redis, many processes) ask at the same moment: the
 others wait for the first and then read what it stored. Tokens are kept until ``margin`` seconds
 before they expire (or half their life, for short-lived ones). Memory for one process; Redis (``REDIS_URL``) when several share it.
+
+``invalidate(key, token)`` drops a token the provider refused — only if it is still the cached
+one, so that many callers refused with the same stale token cause one new grant, not one each
+(the first caller's fresh token is not dropped by the others).
 """
 
 from __future__ import annotations
@@ -42,8 +46,11 @@ class MemoryTokenCache:
             self._values[key] = (token, time.monotonic() + ttl - min(self.margin, ttl / 2))
             return token
 
-    def invalidate(self, key: str) -> None:
-        self._values.pop(key, None)
+    def invalidate(self, key: str, token: str | None = None) -> None:
+        with self._guard:
+            entry = self._values.get(key)
+            if entry is not None and (token is None or entry[0] == token):
+                del self._values[key]
 
 
 class RedisTokenCache:
@@ -71,5 +78,11 @@ class RedisTokenCache:
                 self.client.set(name, token, ex=keep)
             return token
 
-    def invalidate(self, key: str) -> None:
-        self.client.delete(self.prefix + key)
+    # Compare-and-delete in one step, so a token another process just minted is never dropped.
+    _DROP_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+    def invalidate(self, key: str, token: str | None = None) -> None:
+        if token is None:
+            self.client.delete(self.prefix + key)
+        else:
+            self.client.eval(self._DROP_IF, 1, self.prefix + key, token)

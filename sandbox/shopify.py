@@ -46,6 +46,11 @@ Guesses (Shopify's documentation is silent):
   * Fault bodies: 429 uses the REST throttle message with ``Retry-After``; 500 uses
     ``{"errors":"An unexpected error occurred"}`` (documented sample); 503 ``{"errors":"Service
     Unavailable"}`` is a guess.
+  * An undecodable ``after`` cursor is HTTP 200 with ``"Invalid cursor for current pagination
+    sort."`` at path ``["products"]`` and ``data: null`` — graphql-ruby's wording, seen in the wild
+    in clients of the Admin API; Shopify documents no code for it, so none is sent.
+  * Revoking a minted token (the app uninstalled, its secret rotated) is ``expire_tokens``: the
+    next call gets the documented 401 ``Invalid API key or access token``.
   * ``drop`` closes the socket via werkzeug's ``environ["werkzeug.socket"]``; under another WSGI
     server that key is absent and the fault is skipped (answered normally).
 """
@@ -76,7 +81,7 @@ NOT_FOUND_BODY = {"errors": "Not Found"}
 BAD_QUERY_BODY = {"errors": {"query": "Required parameter missing or invalid"}}
 
 FAULT_KINDS = frozenset({"throttled", "http_429", "http_500", "http_503", "slow", "redirect", "garbage", "drop",
-                         "drip"})
+                         "drip", "respond"})
 ENDPOINTS = frozenset({"graphql", "token"})
 
 _VERSION = re.compile(r"\d{4}-(01|04|07|10)|unstable")
@@ -172,7 +177,9 @@ class ShopifyEmulator:
         """Serve fault ``kind`` on the next ``times`` matching requests (before normal handling).
 
         ``shop``/``endpoint`` (``"graphql"`` or ``"token"``) narrow which requests match.
-        Params: ``retry_after`` (http_429), ``seconds`` (slow), ``location`` (redirect).
+        Params: ``retry_after`` (http_429), ``seconds`` (slow), ``location`` (redirect),
+        ``body`` and ``status`` (respond: serve exactly this text as JSON, with this status —
+        for answers Shopify should never give: odd shapes, huge values, deep nesting).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
@@ -180,6 +187,8 @@ class ShopifyEmulator:
             raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {sorted(ENDPOINTS)}")
         if kind == "slow" and "seconds" not in params:
             raise ValueError("the 'slow' fault needs seconds=")
+        if kind == "respond" and not isinstance(params.get("body"), str):
+            raise ValueError("the 'respond' fault needs body= (the exact text to serve)")
         if int(times) < 1:
             raise ValueError("times must be at least 1")
         with self._lock:
@@ -315,6 +324,9 @@ class ShopifyEmulator:
                 return _json({"errors": "An unexpected error occurred"}, 500)
             case "http_503":
                 return _json({"errors": "Service Unavailable"}, 503)
+            case "respond":
+                return Response(params["body"], status=int(params.get("status", 200)),
+                                content_type="application/json; charset=utf-8")
             case "slow":
                 time.sleep(float(params["seconds"]))
                 return None  # then answer normally

@@ -284,9 +284,7 @@ def test_a_token_the_store_refuses_is_dropped_and_minted_anew(make_app, admin, s
     assert client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
                       headers=headers).status_code == 201
     shopify.expire_tokens("demo-store")  # Shopify revoked it early
-    refused = client.get(f"/api/v1/shopify/products/{MUG}", headers=headers)
-    assert refused.status_code == 502
-    assert refused.json["code"] == "upstream_auth_failed"
+    # The stale token is dropped, a new one minted and the call retried once (tests/test_shopify_hardening.py).
     assert client.get(f"/api/v1/shopify/products/{MUG}", headers=headers).status_code == 200
     assert shopify.grants["demo-store"] == 2
 

@@ -20,7 +20,9 @@ Rate limits: GraphQL is cost-based; a throttled call is HTTP 200 with
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+import time
 
 from flask import current_app
 from flask_smorest import Blueprint
@@ -119,7 +121,7 @@ class ShopifyClient:
         expected = Target(shape.scheme, shape.host.replace(marker, shop), shape.port)
         return self.template.format(shop=shop), expected
 
-    def _token(self, shop: str) -> tuple[str, str]:
+    def _token(self, shop: str, deadline: float) -> tuple[str, str]:
         """(token, source) for a store, or raise if no credential covers it."""
         if shop in self.token_map:
             return self.token_map[shop].reveal(), "map"
@@ -127,10 +129,10 @@ class ShopifyClient:
         if single is not None:
             return single.reveal(), "token"
         if self.creds.get("SHOPIFY_ADMIN_API_KEY") and self.creds.get("SHOPIFY_ADMIN_API_SECRET"):
-            return self.tokens.get_or_mint(self.grant_prefix + shop, lambda: self._mint(shop)), "grant"
+            return self.tokens.get_or_mint(self.grant_prefix + shop, lambda: self._mint(shop, deadline)), "grant"
         raise UpstreamAuthFailed(NAME, "The platform has no Shopify credential for this store.")
 
-    def _mint(self, shop: str) -> tuple[str, float]:
+    def _mint(self, shop: str, deadline: float) -> tuple[str, float]:
         base, expected = self.base_url(shop)
         outcome = self.outbound.call(
             NAME, "POST", f"{base}/admin/oauth/access_token", expected=expected,
@@ -141,6 +143,7 @@ class ShopifyClient:
                 "client_secret": self.creds.get("SHOPIFY_ADMIN_API_SECRET").reveal(),
             },
             idempotent=True,  # minting twice is harmless; a lost answer just mints again
+            deadline=deadline,  # the grant spends from the budget of the request it serves
         )
         response = outcome.response
         if response.status_code in (400, 401, 403, 404):
@@ -152,33 +155,44 @@ class ShopifyClient:
             raise UpstreamBadResponse(NAME, "Shopify's token endpoint gave an unusable answer.")
         return token, float(ttl)
 
-    def graphql(self, shop: str, document: str, variables: dict | None = None) -> dict:
-        token, source = self._token(shop)
+    def graphql(self, shop: str, document: str, variables: dict | None = None, *,
+                caller_fields: dict[str, str] | None = None) -> dict:
+        """Run ``document``; the ``data`` object. ``caller_fields`` maps the variables whose values
+        the caller chose to the request fields they came from, so that Shopify's verdict on one
+        of them is the caller's 422, not Shopify's 502."""
+        deadline = time.monotonic() + self.outbound.deadline  # one budget: token grant, query, retry
         base, expected = self.base_url(shop)
-        outcome = self.outbound.call(
-            NAME, "POST", f"{base}/admin/api/{self.version}/graphql.json", expected=expected,
-            headers={"X-Shopify-Access-Token": token, "Accept": "application/json"},
-            json={"query": document, "variables": variables or {}},
-            idempotent=document.lstrip().startswith("query"),  # queries are safe to repeat
-            classify=_classify,
-        )
-        response = outcome.response
+        for last_try in (False, True):
+            token, source = self._token(shop, deadline)
+            outcome = self.outbound.call(
+                NAME, "POST", f"{base}/admin/api/{self.version}/graphql.json", expected=expected,
+                headers={"X-Shopify-Access-Token": token, "Accept": "application/json"},
+                json={"query": document, "variables": variables or {}},
+                idempotent=document.lstrip().startswith("query"),  # queries are safe to repeat
+                classify=_classify,
+                deadline=deadline,
+            )
+            response = outcome.response
+            if response.status_code in (401, 403) and source == "grant" and not last_try:
+                # A minted token Shopify refuses (revoked, or expired early) is stale, not the
+                # org's failure: drop it — unless another caller already replaced it — mint once,
+                # retry once. A 401/403 cannot have run the operation, so the retry is safe.
+                self.tokens.invalidate(self.grant_prefix + shop, token)
+                continue
+            break
         note(upstream_status=response.status_code, attempts=outcome.attempts)
         if response.status_code in (401, 403):
-            if source == "grant":
-                self.tokens.invalidate(self.grant_prefix + shop)  # revoked early: mint anew next time
             raise UpstreamAuthFailed(NAME, "Shopify refused the platform's token for this store.")
         if response.status_code == 404:
             raise UpstreamAuthFailed(NAME, "Shopify does not know this store (or the app is not installed).")
         payload = _json(response)
         if response.status_code != 200:
             raise UpstreamBadResponse(NAME, f"Shopify failed with HTTP {response.status_code}.")
-        cost = (payload.get("extensions") or {}).get("cost") or {}
+        cost = _obj(_obj(payload.get("extensions")).get("cost"))
         if "actualQueryCost" in cost:
-            note(query_cost=cost.get("actualQueryCost"))
+            note(query_cost=cost["actualQueryCost"])  # note() keeps it only if it is a sane number
         if payload.get("errors"):
-            # Our documents are fixed; an error here is Shopify's or a version drift — not the caller's.
-            raise UpstreamBadResponse(NAME, "Shopify rejected the query.")
+            _refused(payload["errors"], variables or {}, caller_fields or {})
         data = payload.get("data")
         if not isinstance(data, dict):
             raise UpstreamBadResponse(NAME, "Shopify's answer had no data.")
@@ -193,10 +207,30 @@ def client() -> ShopifyClient:
     return existing
 
 
+# Shopify's verdicts on a value the caller chose: HTTP 200 with a GraphQL error. Shopify does
+# not document these messages; graphql-ruby's connection pagination answers a cursor it cannot
+# decode with "Invalid cursor for current pagination sort." and path ["products"] (the wording
+# seen in the wild and served by the emulator).
+_CALLER_VERDICTS = ((re.compile(r"\binvalid cursor\b", re.IGNORECASE), "after", "is not a cursor from a previous page"),)
+
+
+def _refused(errors, variables: dict, caller_fields: dict[str, str]):
+    """Raise for a GraphQL ``errors`` list: the caller's 422 when Shopify refused a value the caller
+    chose; otherwise 502 — our documents are fixed, so any other error is Shopify's or a version drift."""
+    for error in errors if isinstance(errors, list) else ():
+        message = error.get("message") if isinstance(error, dict) else None
+        if not isinstance(message, str):
+            continue
+        for pattern, variable, explanation in _CALLER_VERDICTS:
+            if variable in caller_fields and variables.get(variable) is not None and pattern.search(message):
+                raise ValidationFailed(caller_fields[variable], explanation)
+    raise UpstreamBadResponse(NAME, "Shopify rejected the query.")
+
+
 def _json(response: Response) -> dict:
     try:
         payload = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         raise UpstreamBadResponse(NAME, "Shopify answered with something that is not JSON.") from None
     if not isinstance(payload, dict):
         raise UpstreamBadResponse(NAME, "Shopify answered with unexpected JSON.")
@@ -209,20 +243,25 @@ def _classify(response: Response) -> Retry | None:
         return None
     try:
         payload = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     errors = payload.get("errors") if isinstance(payload, dict) else None
     if not isinstance(errors, list) or not any(
-        isinstance(e, dict) and (e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors
+        isinstance(e, dict) and isinstance(e.get("extensions"), dict) and e["extensions"].get("code") == "THROTTLED"
+        for e in errors
     ):
         return None
-    cost = (payload.get("extensions") or {}).get("cost") or {}
-    status = cost.get("throttleStatus") or {}
+    extensions = payload.get("extensions")
+    cost = extensions.get("cost") if isinstance(extensions, dict) else None
+    cost = cost if isinstance(cost, dict) else {}
+    status = cost.get("throttleStatus") if isinstance(cost.get("throttleStatus"), dict) else {}
     try:
         needed = float(cost.get("requestedQueryCost", 0)) - float(status.get("currentlyAvailable", 0))
         rate = float(status.get("restoreRate") or 0)
         wait = needed / rate if rate > 0 else 1.0
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        wait = 1.0
+    if not math.isfinite(wait):
         wait = 1.0
     return Retry(after=max(0.5, min(wait, 60.0)))
 
@@ -236,90 +275,180 @@ def verify(store: str | None) -> None:
         data = client().graphql(store, SHOP_IDENTITY)
     except UpstreamAuthFailed as exc:
         raise AccountCheckFailed(f"The platform's Shopify credentials do not reach '{store}': {exc.detail}") from None
-    domain = ((data.get("shop") or {}).get("myshopifyDomain") or "").lower()
+    domain = (_str(_obj(data.get("shop")).get("myshopifyDomain")) or "").lower()
     if domain != f"{store}.myshopify.com":
+        shown = _CONTROL.sub("?", domain[:100])  # Shopify's text, shown to the caller: printable only
         raise AccountCheckFailed(
-            f"The store answering for '{store}' reports the domain '{domain[:100]}', not '{store}.myshopify.com'."
+            f"The store answering for '{store}' reports the domain '{shown}', not '{store}.myshopify.com'."
         )
+
+
+# --- reading Shopify's JSON -------------------------------------------------------------------
+#
+# Every value taken from Shopify's answer goes through one of these readers, which accept exactly
+# the documented type (or null) and refuse anything else with 502 upstream_bad_response. So an
+# unexpected shape — a number where an object belongs, a string for pageInfo — is Shopify's bad
+# answer, never our 500, and what we return always matches our response schema.
+
+_CONTROL = re.compile(r"[^\x20-\x7e]")
+MAX_ID = 2**64 - 1  # Shopify's ids are UnsignedInt64
+
+
+def _unexpected() -> UpstreamBadResponse:
+    return UpstreamBadResponse(NAME, "Shopify answered with an unexpected shape.")
+
+
+def _obj(value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _unexpected()
+    return value
+
+
+def _list(value) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _unexpected()
+    return value
+
+
+def _str(value) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _unexpected()
+    return value
+
+
+def _int(value) -> int | None:
+    if value is not None and (type(value) is not int or abs(value) > MAX_ID):
+        raise _unexpected()
+    return value
+
+
+def _bool(value) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise _unexpected()
+    return value
+
+
+def _id(value) -> str | None:
+    """An UnsignedInt64 (a string of digits; an integer is accepted too)."""
+    if value is None:
+        return None
+    text = str(_int(value)) if type(value) is int else _str(value)
+    if not _NUMERIC_ID.fullmatch(text) or int(text) > MAX_ID:
+        raise _unexpected()
+    return text
 
 
 # --- mapping Shopify's shapes to ours ---------------------------------------------------------
 
 
-def _money(node: dict | None) -> dict | None:
+def _money(value) -> dict | None:
+    node = _obj(value)
     if not node:
         return None
-    return {"amount": node.get("amount"), "currency": node.get("currencyCode")}
+    return {"amount": _str(node.get("amount")), "currency": _str(node.get("currencyCode"))}
 
 
-def product_out(node: dict) -> dict:
-    image = (((node.get("featuredMedia") or {}).get("preview") or {}).get("image")) or None
-    price = node.get("priceRangeV2") or {}
+def product_out(value) -> dict:
+    node = _obj(value)
+    image = _obj(_obj(_obj(node.get("featuredMedia")).get("preview")).get("image"))
+    price = _obj(node.get("priceRangeV2"))
     return {
-        "id": str(node.get("legacyResourceId")),
-        "gid": node.get("id"),
-        "title": node.get("title"),
-        "handle": node.get("handle"),
-        "status": (node.get("status") or "").lower(),
-        "vendor": node.get("vendor"),
-        "product_type": node.get("productType"),
-        "tags": node.get("tags") or [],
-        "total_inventory": node.get("totalInventory"),
-        "url": node.get("onlineStoreUrl"),
+        "id": _id(node.get("legacyResourceId")),
+        "gid": _str(node.get("id")),
+        "title": _str(node.get("title")),
+        "handle": _str(node.get("handle")),
+        "status": (_str(node.get("status")) or "").lower(),
+        "vendor": _str(node.get("vendor")),
+        "product_type": _str(node.get("productType")),
+        "tags": [_str(tag) for tag in _list(node.get("tags"))],
+        "total_inventory": _int(node.get("totalInventory")),
+        "url": _str(node.get("onlineStoreUrl")),
         "price_range": {"min": _money(price.get("minVariantPrice")), "max": _money(price.get("maxVariantPrice"))},
-        "image": {"url": image.get("url"), "alt": image.get("altText")} if image else None,
-        "variants": [
-            {
-                "id": str(v.get("legacyResourceId")),
-                "title": v.get("title"),
-                "sku": v.get("sku"),
-                "price": v.get("price"),
-                "available": v.get("availableForSale"),
-                "inventory_quantity": v.get("inventoryQuantity"),
-            }
-            for v in (node.get("variants") or {}).get("nodes") or []
-        ],
+        "image": {"url": _str(image.get("url")), "alt": _str(image.get("altText"))} if image else None,
+        "variants": [_variant_out(v) for v in _list(_obj(node.get("variants")).get("nodes"))],
     }
 
 
-def order_out(node: dict) -> dict:
-    fulfillments = [
-        {
-            "status": (f.get("status") or "").lower() or None,
-            "display_status": f.get("displayStatus"),
-            "created_at": f.get("createdAt"),
-            "tracking": [
-                {"company": t.get("company"), "number": t.get("number"), "url": t.get("url")}
-                for t in f.get("trackingInfo") or []
-            ],
-        }
-        for f in node.get("fulfillments") or []
-    ]
+def _variant_out(value) -> dict:
+    v = _obj(value)
+    return {
+        "id": _id(v.get("legacyResourceId")),
+        "title": _str(v.get("title")),
+        "sku": _str(v.get("sku")),
+        "price": _str(v.get("price")),
+        "available": _bool(v.get("availableForSale")),
+        "inventory_quantity": _int(v.get("inventoryQuantity")),
+    }
+
+
+def products_page_out(data: dict) -> dict:
+    page = _obj(data.get("products"))
+    info = _obj(page.get("pageInfo"))
+    return {"data": [product_out(n) for n in _list(page.get("nodes"))],
+            "next_cursor": _str(info.get("endCursor")) if _bool(info.get("hasNextPage")) else None}
+
+
+def _node(data: dict, name: str) -> dict | None:
+    """``data[name]``: an object, or None when Shopify found nothing."""
+    return _obj(data.get(name)) or None
+
+
+def _order_named(data: dict, name: str) -> dict | None:
+    """The order called exactly ``name`` among the ``orders`` search results, if any."""
+    for value in _list(_obj(data.get("orders")).get("nodes")):
+        node = _obj(value)
+        if (_str(node.get("name")) or "").lower() == name.lower():
+            return node
+    return None
+
+
+def _tracking_out(value) -> dict:
+    t = _obj(value)
+    return {"company": _str(t.get("company")), "number": _str(t.get("number")), "url": _str(t.get("url"))}
+
+
+def _line_item_out(value) -> dict:
+    li = _obj(value)
+    variant = _obj(li.get("variant"))
+    return {
+        "title": _str(li.get("title")),
+        "quantity": _int(li.get("quantity")),
+        "sku": _str(li.get("sku")),
+        "variant_id": _id(variant.get("legacyResourceId")) if variant else None,
+    }
+
+
+def order_out(value) -> dict:
+    node = _obj(value)
+    fulfillments = []
+    for item in _list(node.get("fulfillments")):
+        f = _obj(item)
+        fulfillments.append({
+            "status": (_str(f.get("status")) or "").lower() or None,
+            "display_status": _str(f.get("displayStatus")),
+            "created_at": _str(f.get("createdAt")),
+            "tracking": [_tracking_out(t) for t in _list(f.get("trackingInfo"))],
+        })
     tracking = [t for f in fulfillments for t in f["tracking"]]
     return {
-        "id": str(node.get("legacyResourceId")),
-        "gid": node.get("id"),
-        "name": node.get("name"),
-        "created_at": node.get("createdAt"),
-        "processed_at": node.get("processedAt"),
-        "cancelled_at": node.get("cancelledAt"),
-        "closed_at": node.get("closedAt"),
-        "financial_status": node.get("displayFinancialStatus"),
-        "fulfillment_status": node.get("displayFulfillmentStatus"),
-        "total": _money((node.get("totalPriceSet") or {}).get("shopMoney")),
+        "id": _id(node.get("legacyResourceId")),
+        "gid": _str(node.get("id")),
+        "name": _str(node.get("name")),
+        "created_at": _str(node.get("createdAt")),
+        "processed_at": _str(node.get("processedAt")),
+        "cancelled_at": _str(node.get("cancelledAt")),
+        "closed_at": _str(node.get("closedAt")),
+        "financial_status": _str(node.get("displayFinancialStatus")),
+        "fulfillment_status": _str(node.get("displayFulfillmentStatus")),
+        "total": _money(_obj(node.get("totalPriceSet")).get("shopMoney")),
         "fulfillments": fulfillments,
         "tracking_numbers": [t["number"] for t in tracking if t["number"]],
         "tracking_urls": [t["url"] for t in tracking if t["url"]],
-        "line_items": [
-            {
-                "title": li.get("title"),
-                "quantity": li.get("quantity"),
-                "sku": li.get("sku"),
-                "variant_id": str((li.get("variant") or {}).get("legacyResourceId"))
-                if li.get("variant") else None,
-            }
-            for li in (node.get("lineItems") or {}).get("nodes") or []
-        ],
+        "line_items": [_line_item_out(li) for li in _list(_obj(node.get("lineItems")).get("nodes"))],
     }
 
 
@@ -335,6 +464,8 @@ _ORDER_NAME = re.compile(r"#[A-Za-z0-9-]{1,32}", re.ASCII)
 def _gid(kind: str, field: str, value: str) -> str:
     if not _NUMERIC_ID.fullmatch(value):
         raise ValidationFailed(field, "must be a numeric Shopify id")
+    if int(value) > MAX_ID:  # nothing beyond 64 bits is a Shopify id: refused before any call
+        raise ValidationFailed(field, f"must be a Shopify id (at most {MAX_ID})")
     return f"gid://shopify/{kind}/{value}"
 
 
@@ -431,12 +562,9 @@ class OrderSchema(Schema):
 @proxy_action(NAME, "products.search")
 def search_products(integration, query, first, after):
     """Search the connected store's products (Shopify search syntax)."""
-    data = client().graphql(
-        integration.account_key, SEARCH_PRODUCTS, {"first": first, "query": query, "after": after})
-    page = data.get("products") or {}
-    info = page.get("pageInfo") or {}
-    return {"data": [product_out(n) for n in page.get("nodes") or []],
-            "next_cursor": info.get("endCursor") if info.get("hasNextPage") else None}
+    data = client().graphql(integration.account_key, SEARCH_PRODUCTS,
+                            {"first": first, "query": query, "after": after}, caller_fields={"after": "after"})
+    return products_page_out(data)
 
 
 @blp.route("/products/<product_id>")
@@ -446,8 +574,8 @@ def search_products(integration, query, first, after):
 def get_product(integration, product_id):
     """One product of the connected store by its numeric id."""
     gid = _gid("Product", "product_id", product_id)
-    node = client().graphql(integration.account_key, GET_PRODUCT, {"id": gid}).get("product")
-    if not node:
+    node = _node(client().graphql(integration.account_key, GET_PRODUCT, {"id": gid}), "product")
+    if node is None:
         raise NotFound(f"No product {product_id} in this store.", code="product_not_found")
     return product_out(node)
 
@@ -461,15 +589,14 @@ def get_order(integration, order_ref, email):
     """An order's status, fulfillment, tracking and line items, by numeric id or by `#name` (send `%23`)."""
     shop = client()
     if _ORDER_NAME.fullmatch(order_ref):
-        nodes = (shop.graphql(integration.account_key, FIND_ORDER, {"query": f"name:{order_ref}"})
-                 .get("orders") or {}).get("nodes") or []
-        node = next((n for n in nodes if (n.get("name") or "").lower() == order_ref.lower()), None)
+        node = _order_named(shop.graphql(integration.account_key, FIND_ORDER, {"query": f"name:{order_ref}"}),
+                            order_ref)
     else:
         gid = _gid("Order", "order_ref", order_ref) if _NUMERIC_ID.fullmatch(order_ref) else None
         if gid is None:
             raise ValidationFailed("order_ref", "must be a numeric order id or an order name like #1001")
-        node = shop.graphql(integration.account_key, GET_ORDER, {"id": gid}).get("order")
-    if not node or (email and (node.get("email") or "").lower() != email.lower()):
+        node = _node(shop.graphql(integration.account_key, GET_ORDER, {"id": gid}), "order")
+    if node is None or (email and (_str(node.get("email")) or "").lower() != email.lower()):
         raise NotFound(f"No order {order_ref} in this store.", code="order_not_found")
     return order_out(node)
 

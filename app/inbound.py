@@ -17,7 +17,8 @@ One ``before_request`` guard, in one place rather than per endpoint:
   ``NaN``/``Infinity``, UTF-8 (else 400 ``bad_request``, ``field: body``); strings may not hold
   NUL or unpaired surrogates, which no database column takes (422 naming the field).
 
-The hot path (a GET without a body) costs two regular-expression scans of short strings.
+The hot path (a GET without a body) reads four WSGI environ keys and scans two short strings
+(about 2 µs).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import io
 import json
 import math
 import re
+from typing import NoReturn
 
 from flask import Flask, current_app, request
 
@@ -36,7 +38,7 @@ MAX_NUMBER_CHARS = 100
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # In the raw query string a control character arrives percent-encoded (or, from a lax client, raw).
-_RAW_QUERY_CONTROL = re.compile(rb"%(?:[01][0-9A-Fa-f]|7[Ff])|[\x00-\x1f\x7f]")
+_RAW_QUERY_CONTROL = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff])|[\x00-\x1f\x7f]")
 # Text no database column takes: NUL (PostgreSQL) and lone surrogates (not encodable as UTF-8).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -58,12 +60,19 @@ def json_body_endpoints(app: Flask) -> frozenset[str]:
 
 
 def guard() -> None:
-    _check_url()
-    length = request.content_length
+    # Raw WSGI strings, one proxy lookup: this runs on every request, the proxy's hot path too.
+    # PATH_INFO and QUERY_STRING carry the URL's bytes as latin-1, so a control character is
+    # the same code point there as after decoding, and UTF-8 sequences (>= 0x80) never match.
+    environ = request.environ
+    if _CONTROL.search(environ.get("PATH_INFO", "")):
+        _refuse_path()
+    query = environ.get("QUERY_STRING")
+    if query and _RAW_QUERY_CONTROL.search(query):
+        _refuse_query()
     # HTTP/1.1: a request with neither Content-Length nor Transfer-Encoding has no body.
-    if not length and "HTTP_TRANSFER_ENCODING" not in request.environ:
+    if environ.get("CONTENT_LENGTH", "0") in ("", "0") and "HTTP_TRANSFER_ENCODING" not in environ:
         return
-    body = _read_body(length, current_app.config["MAX_CONTENT_LENGTH"])
+    body = _read_body(request.content_length, current_app.config["MAX_CONTENT_LENGTH"])
     if body and request.endpoint in current_app.extensions["json_body_endpoints"]:
         if not request.is_json:
             raise UnsupportedMediaType("This endpoint takes a JSON body: send it with Content-Type: application/json.")
@@ -73,17 +82,17 @@ def guard() -> None:
 # --- URL --------------------------------------------------------------------------------------
 
 
-def _check_url() -> None:
-    if _CONTROL.search(request.path):
-        names = [name for name, value in (request.view_args or {}).items()
-                 if isinstance(value, str) and _CONTROL.search(value)]
-        raise ValidationFailed(names[0] if names else "path", "must not contain control characters")
-    query = request.query_string
-    if query and _RAW_QUERY_CONTROL.search(query):
-        for name, value in request.args.items(multi=True):
-            if _CONTROL.search(value) or _CONTROL.search(name):
-                field = name if not _CONTROL.search(name) else "query"
-                raise ValidationFailed(field, "must not contain control characters")
+def _refuse_path() -> NoReturn:
+    names = [name for name, value in (request.view_args or {}).items()
+             if isinstance(value, str) and _CONTROL.search(value)]
+    raise ValidationFailed(names[0] if names else "path", "must not contain control characters")
+
+
+def _refuse_query() -> NoReturn:
+    for name, value in request.args.items(multi=True):
+        if _CONTROL.search(value) or _CONTROL.search(name):
+            raise ValidationFailed(name if not _CONTROL.search(name) else "query", "must not contain control characters")
+    raise ValidationFailed("query", "must not contain control characters")
 
 
 # --- body -------------------------------------------------------------------------------------

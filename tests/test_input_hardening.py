@@ -248,3 +248,11 @@ def test_a_terminated_stream_over_the_limit_is_413_as_under_gunicorn(make_app):
                              input_stream=io.BytesIO(b"x" * 5000),
                              environ_overrides={"wsgi.input_terminated": True})
     _problem(response, 413, "payload_too_large")
+
+
+def test_the_guard_knows_which_endpoints_read_json(app):
+    # Read from flask-smorest's @blp.arguments declarations: if that ever stops working, the 415
+    # and the bounded parse would silently apply nowhere.
+    assert app.extensions["json_body_endpoints"] >= {"org.connect", "admin.create_org", "admin.update_org",
+                                                     "admin.issue_key"}
+    assert "org.audit_logs" not in app.extensions["json_body_endpoints"]  # query arguments only

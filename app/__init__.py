@@ -12,13 +12,12 @@ import uuid
 from typing import Mapping
 
 from flask import Flask, g, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from config import Config, Credentials, environ
 
 
 def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
-    from app import api, cli, errors, idempotency, logs, proxy, ratelimit
+    from app import api, cli, errors, idempotency, inbound, logs, proxy, ratelimit
     from app.extensions import db, init_db, migrate
     from app.outbound import Outbound
     from app.providers import check_credentials, credential_specs
@@ -46,6 +45,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     errors.init_app(app)
     proxy.init_app(app)
     api.init_app(app)
+    inbound.init_app(app)  # after the blueprints: it reads which endpoints take a JSON body
     cli.init_app(app)
     return app
 
@@ -73,11 +73,7 @@ def _init_request_context(app: Flask) -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        # Flask enforces MAX_CONTENT_LENGTH only when a view reads the body; refuse it up front
-        # so endpoints that ignore bodies (DELETE, POST …/test) answer 413 too.
-        limit = app.config["MAX_CONTENT_LENGTH"]
-        if request.content_length is not None and request.content_length > limit:
-            raise RequestEntityTooLarge()
+        # The body limit, control characters in the URL and JSON bounds: app/inbound.py.
 
     @app.after_request
     def tag(response):

@@ -3,11 +3,14 @@
 ::
 
     SwitchboardError (500 internal_error)
+    ├── BadRequest              400 bad_request           unreadable input (JSON syntax, depth, number size)
     ├── ValidationFailed        422 validation_error      names the offending ``field``
     ├── Unauthorized            401 unauthorized          one uniform answer for every bad key
     ├── Forbidden               403 forbidden
     ├── NotFound                404 not_found
     ├── Conflict                409 conflict              (account_claimed, integration_not_connected…)
+    ├── PayloadTooLarge         413 payload_too_large     (counted on the bytes read, chunked too)
+    ├── UnsupportedMediaType    415 unsupported_media_type (a body that is not declared JSON)
     ├── AuditUnavailable        503 audit_unavailable     (no answer without its audit row)
     ├── DatabaseUnavailable     503 database_unavailable  (also: connection pool exhausted)
     ├── SharedStateUnavailable  503 shared_state_unavailable (Redis down)
@@ -63,6 +66,17 @@ class SwitchboardError(Exception):
         return body
 
 
+class BadRequest(SwitchboardError):
+    """Input that cannot be read at all (as opposed to read and found invalid: 422)."""
+
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}", field=field, errors=[{"field": field, "message": message}])
+
+
 class ValidationFailed(SwitchboardError):
     status = 422
     code = "validation_error"
@@ -98,6 +112,18 @@ class Conflict(SwitchboardError):
     status = 409
     code = "conflict"
     title = "Conflict"
+
+
+class PayloadTooLarge(SwitchboardError):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(SwitchboardError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
 
 
 class AuditUnavailable(SwitchboardError):

@@ -1,6 +1,8 @@
 """Request and response schemas. The OpenAPI document is generated from these same classes."""
 
-from marshmallow import Schema, fields, validate
+from datetime import timezone
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 
 def attributes(obj, schema: type[Schema]) -> dict:
@@ -102,12 +104,22 @@ class AuditPageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+def _utc_representable(value) -> None:
+    """An instant must exist in UTC (how it is stored and compared): 9999-12-31T23:59:59-14:00
+    does not, and used to overflow in the database layer (500)."""
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValidationError("Date out of range.") from None
+
+
 class AuditQuerySchema(Schema):
     provider = fields.String(load_default=None, validate=validate.Length(max=50))
     action = fields.String(load_default=None, validate=validate.Length(max=64))
-    since = fields.AwareDateTime(load_default=None, default_timezone=None,
+    since = fields.AwareDateTime(load_default=None, default_timezone=None, validate=_utc_representable,
                                  metadata={"description": "ISO 8601 with offset, inclusive"})
-    until = fields.AwareDateTime(load_default=None, metadata={"description": "ISO 8601 with offset, exclusive"})
+    until = fields.AwareDateTime(load_default=None, validate=_utc_representable,
+                                 metadata={"description": "ISO 8601 with offset, exclusive"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**63 - 1),
                             metadata={"description": "`next_cursor` from the previous page"})

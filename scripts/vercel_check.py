@@ -14,8 +14,9 @@ linked to a Vercel account (``vercel pull``). This script follows the rules of t
    (its ``[project] dependencies``), ``Pipfile.lock``, ``Pipfile``, then the requirements files.
 3. Python: ``.python-version``, else a pyproject's ``requires-python``, else 3.12; a version
    below 3.12 (the oldest Vercel runs) is raised to 3.12, as the builder does.
-4. The dependencies are installed into a fresh vendor directory with that Python (pip's cache
-   is reused), the files copied beside it, and the copy made read-only: a read-only bind mount in
+4. The dependencies are installed with that Python into a vendor directory (kept between runs
+   under ~/.cache, keyed by the manifest's bytes and the interpreter; ``--no-cache`` installs
+   afresh), the files copied beside it, and the copy made read-only: a read-only bind mount in
    a private mount namespace when running as root (root ignores file modes), else ``chmod a-w``.
 5. From the read-only copy, with ``VERCEL=1`` and only the variables given here, the entrypoint
    is imported as the runtime's trampoline does (the vendor directory added as a site directory,
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import re
@@ -153,32 +155,63 @@ def find_python(version: tuple[int, int]) -> str:
 # --- build and start --------------------------------------------------------------------------
 
 
-def build(out: Path, root: Path = ROOT) -> tuple[str, str]:
+def installed_dependencies(python: str, requirements: list[str], manifest_bytes: bytes, use_cache: bool) -> Path:
+    """A vendor directory holding exactly the manifest's dependencies for ``python``.
+
+    Kept between runs under the user's cache, keyed by the manifest's bytes and the interpreter:
+    the same pins on the same Python install the same files, so a second run skips the install
+    (on a miss pip's own cache spares the downloads). ``--no-cache`` installs afresh."""
+    version = subprocess.run([python, "-c", "import sys, platform; print(sys.version, platform.machine())"],
+                             check=True, capture_output=True, text=True).stdout
+    key = hashlib.sha256(manifest_bytes + b"\0" + version.encode() + b"\0" + " ".join(requirements).encode()).hexdigest()[:20]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "switchboard-vercel-check"
+    target = cache / key
+    if use_cache and target.is_dir():
+        print(f"  dependencies: reused {target}")
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="install-", dir=cache))
+    if requirements:
+        command = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+                   "--target", str(staging), *requirements]
+        installed = subprocess.run(command, capture_output=True, text=True)
+        if installed.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise CheckFailed(f"installing the dependencies failed:\n{installed.stderr[-3000:]}")
+    for old in cache.iterdir():  # one build kept: the cache does not grow with every pin change
+        if old != staging:
+            shutil.rmtree(old, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def build(out: Path, root: Path = ROOT, use_cache: bool = True) -> tuple[str, str]:
     """Lay out the function in ``out``; return (interpreter, entrypoint module)."""
     files = bundle_files(root)
     source = manifest(files)
     version = python_version(root, files)
     python = find_python(version)
     print(f"  bundle: {len(files)} files; dependencies from {source}; Python {version[0]}.{version[1]}")
-    vendor = out / "_vendor"
-    vendor.mkdir(parents=True)
-    install = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(vendor)]
     if source == "pyproject.toml":
-        dependencies = tomllib.loads((root / source).read_text()).get("project", {}).get("dependencies", [])
-        command = install + list(dependencies) if dependencies else None
+        requirements = tomllib.loads((root / source).read_text()).get("project", {}).get("dependencies", [])
     elif source.startswith("requirements"):
-        command = install + ["-r", str(root / source)]
+        requirements = ["-r", str(root / source)]
     else:
         raise CheckFailed(f"{source}: this check reads only pyproject.toml and requirements files")
-    if command:
-        installed = subprocess.run(command, capture_output=True, text=True)
-        if installed.returncode != 0:
-            raise CheckFailed(f"installing {source} failed:\n{installed.stderr[-3000:]}")
+    vendor = installed_dependencies(python, requirements, (root / source).read_bytes(), use_cache)
     task = out / "task"
     for name in files:
         (task / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, task / name)
-    shutil.move(str(vendor), task / "_vendor")
+    # Hard links are safe only under the read-only bind mount; chmod would reach the cache too.
+    shutil.copytree(vendor, task / "_vendor", copy_function=_link_or_copy if os.geteuid() == 0 else shutil.copy2)
     entrypoint = build_config(root)["src"]
     return python, entrypoint[:-3].replace("/", ".")
 
@@ -230,11 +263,11 @@ def get(url: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def check(database_url: str, redis_url: str | None, keep: bool = False) -> None:
+def check(database_url: str, redis_url: str | None, keep: bool = False, use_cache: bool = True) -> None:
     out = Path(tempfile.mkdtemp(prefix="vercel-check-"))
     try:
         started = time.monotonic()
-        python, module = build(out)
+        python, module = build(out, use_cache=use_cache)
         task = out / "task"
         print(f"  built in {time.monotonic() - started:.0f} s at {out}")
 
@@ -271,9 +304,10 @@ def main() -> int:
     parser.add_argument("--database-url", required=True, help="a PostgreSQL URL the function can reach")
     parser.add_argument("--redis-url", help="the Redis the function shares (required by the app on Vercel)")
     parser.add_argument("--keep", action="store_true", help="leave the built function on disk")
+    parser.add_argument("--no-cache", action="store_true", help="install the dependencies afresh")
     args = parser.parse_args()
     try:
-        check(args.database_url, args.redis_url, keep=args.keep)
+        check(args.database_url, args.redis_url, keep=args.keep, use_cache=not args.no_cache)
     except (CheckFailed, subprocess.CalledProcessError) as exc:
         print(f"vercel check FAILED: {exc}", file=sys.stderr)
         return 1

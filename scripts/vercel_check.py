@@ -248,7 +248,8 @@ def _read_only(task: Path, command: list[str]) -> list[str]:
 
 
 def start(python: str, module: str, task: Path, env: dict[str, str], mode: str) -> subprocess.Popen:
-    home = tempfile.mkdtemp(prefix="vercel-check-home-")
+    home = str(task.parent / "tmp")  # the function's writable /tmp, removed with the build
+    os.makedirs(home, exist_ok=True)
     base = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "VERCEL": "1"}
     command = _read_only(task, [python, "-I", "-S", "-c", DRIVER, module, mode])
     return subprocess.Popen(command, cwd=task, env={**base, **env}, text=True,

@@ -123,6 +123,9 @@ class Config:
     def from_env(env: Mapping[str, str]) -> dict:
         db_url = database_url(env.get("DATABASE_URL"))
         redis_url = env.get("REDIS_URL") or None
+        serverless = env_bool(env, "VERCEL", False)
+        if serverless:
+            _check_serverless(db_url, redis_url)
         default_limit = env.get("ORG_RATE_LIMIT", "60/minute")
         if not is_rate_limit(default_limit):
             raise ConfigError("ORG_RATE_LIMIT must look like '60/minute'")
@@ -158,6 +161,10 @@ class Config:
             "AUTH_FAILURE_AUDIT_LIMIT": _parsed_limit(env, "AUTH_FAILURE_AUDIT_LIMIT", "60/minute"),
             "ADMIN_API_KEY": Secret(admin_key) if admin_key else None,
             "MAX_CONTENT_LENGTH": env_int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
+            # How many proxies in front of us append to X-Forwarded-For / -Proto (a load balancer,
+            # Vercel's edge). 0: the headers are ignored and the peer address is the client.
+            "TRUSTED_PROXIES": env_int(env, "TRUSTED_PROXIES", 0),
+            "SERVERLESS": serverless,
             # Sandbox mode: the providers are the local emulators (``make run`` sets it when it
             # starts them). Test-mode keys and the one-step demo connect exist only here.
             "SANDBOX": sandbox,
@@ -248,6 +255,18 @@ def redis_client_options(timeout: float) -> dict:
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
+
+
+def _check_serverless(db_url: str, redis_url: str | None) -> None:
+    """On a serverless platform (Vercel sets ``VERCEL=1``) every instance is disposable, its
+    filesystem read-only but for a private ``/tmp``: a SQLite file would crash at start-up or
+    vanish with the instance, in-memory limits would be per instance. Refuse to start instead."""
+    if db_url.startswith("sqlite"):
+        raise ConfigError("DATABASE_URL must be set to a PostgreSQL URL on a serverless platform "
+                          "(VERCEL is set): the filesystem is read-only and instances share no files")
+    if not redis_url:
+        raise ConfigError("REDIS_URL must be set on a serverless platform (VERCEL is set): rate "
+                          "limits and the token cache must be shared by every instance")
 
 
 def _parsed_limit(env: Mapping[str, str], name: str, default: str):

@@ -27,6 +27,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     app = Flask(__name__, instance_path=str(BASE_DIR / "instance"))
     app.config.from_mapping(Config.from_env(env))
     app.config.update(overrides)
+    _trust_proxies(app)
 
     credentials = Credentials.from_env(env, credential_specs())
     check_credentials(credentials)
@@ -48,6 +49,20 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     inbound.init_app(app)  # after the blueprints: it reads which endpoints take a JSON body
     cli.init_app(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES proxies, the client is the address the outermost of them saw.
+
+    ProxyFix takes the n-th address from the right of X-Forwarded-For (what our own proxies
+    appended), so a client cannot spoof its address by sending the header itself. With 0 the
+    headers are ignored. Host is not taken from X-Forwarded-Host: balancers pass Host through.
+    """
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
 
 
 def _init_shared_state(app: Flask) -> None:

@@ -70,8 +70,14 @@ def revoke_key(key_id):
 
 @providers_cli.command("list")
 def list_providers():
-    """List providers, the identifier each needs, and whether credentials are set."""
+    """List providers, the identifier each needs, and whether this process's environment configures them."""
     registry = current_app.extensions["credentials"]
+    # Said on stderr so stdout stays one tab-separated line per provider. `make run` gives the
+    # emulators' credentials to its own process only; an operator comparing the two must know.
+    mode = "SANDBOX=true: the providers are the local emulators" if current_app.config["SANDBOX"] else "SANDBOX=false"
+    click.echo(f"Credentials as this process's environment sets them ({mode}). `make run` starts the "
+               f"sandbox emulators and sets their credentials for its own process only; they are not "
+               f"seen here.", err=True)
     for provider in PROVIDERS.values():
         creds = registry[provider.name]
         field = provider.identifier.name if provider.identifier else "-"

@@ -44,7 +44,11 @@ def autocommit(statement, params: dict | None = None):
 def init_db(app: Flask) -> None:
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite:///"):
-        os.makedirs(app.instance_path, exist_ok=True)
+        # Create the database file's directory (instance/ by default) and nothing else: a URL
+        # elsewhere (/tmp) must not need a writable checkout.
+        directory = os.path.dirname(sa.engine.make_url(uri).database or "")
+        if directory and not os.path.isdir(directory):
+            os.makedirs(directory, exist_ok=True)
     db.init_app(app)
     with app.app_context():
         # A second, small pool whose connections are autocommit for life: no isolation level set

@@ -91,7 +91,7 @@ def test_cli_refuses_bad_slug_and_unknown_org(app):
 def test_cli_lists_providers_with_their_configuration(app):
     result = app.test_cli_runner().invoke(args=["providers", "list"])
     assert result.exit_code == 0
-    lines = dict(line.split("\t", 1) for line in result.output.strip().splitlines())
+    lines = dict(line.split("\t", 1) for line in result.stdout.strip().splitlines())
     assert list(lines) == ["shopify", "klaviyo", "kustomer", "messenger", "whatsapp", "stripe", "openai"]
     assert lines["shopify"] == "storeName\tconfigured"
     assert lines["openai"].startswith("-\tnot configured (set OPENAI_API_KEY")

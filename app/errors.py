@@ -16,7 +16,7 @@
     ├── SharedStateUnavailable  503 shared_state_unavailable (Redis down)
     ├── AdminNotConfigured      503 admin_not_configured
     └── UpstreamError           the provider's fault or state; always names ``provider``
-        ├── ProviderNotConfigured   503 provider_not_configured   (hint names the variables)
+        ├── ProviderNotConfigured   503 provider_not_configured   (variables: log and admin API only)
         ├── UpstreamRateLimited     429 upstream_rate_limited     (Retry-After)
         ├── UpstreamTimeout         504 upstream_timeout
         ├── UpstreamUnreachable     502 upstream_unreachable
@@ -83,8 +83,14 @@ class ValidationFailed(SwitchboardError):
     title = "Invalid request"
 
     def __init__(self, field: str, message: str, *, errors: list | None = None, code: str | None = None):
-        errors = errors or [{"field": field, "message": message}]
-        super().__init__(f"{field}: {message}", code=code, field=field, errors=errors)
+        errors = errors or [{"field": field, "pointer": pointer(field.split(".")), "message": message}]
+        super().__init__(f"{field}: {message}", code=code, field=field, pointer=errors[0]["pointer"],
+                         errors=errors)
+
+
+def pointer(parts) -> str:
+    """RFC 6901 JSON Pointer, as a URI fragment (RFC 9457 §3's ``"pointer": "#/age"``)."""
+    return "#/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 class Unauthorized(SwitchboardError):
@@ -166,11 +172,11 @@ class ProviderNotConfigured(UpstreamError):
     title = "Provider not configured"
 
     def __init__(self, provider: str, missing: list[str], hint: str):
-        super().__init__(
-            provider,
-            f"The platform has no credentials for {provider}; the operator must {hint}.",
-            missing=missing,
-        )
+        # The org learns that the platform has not enabled the provider; which variables the
+        # operator must set is the operator's business (log, CLI, GET /api/v1/admin/providers).
+        super().__init__(provider, f"The platform has not enabled {provider}; ask the operator.")
+        log.warning("provider %s is not configured: the operator must %s (missing: %s)",
+                    provider, hint, ", ".join(missing))
 
 
 class UpstreamRateLimited(UpstreamError):
@@ -214,6 +220,7 @@ class UpstreamAuthFailed(UpstreamError):
 def problem(error: SwitchboardError):
     body = error.body()
     body["request_id"] = g.get("request_id")
+    body["instance"] = f"urn:request:{body['request_id']}"
     g.error_code = error.code
     response = jsonify(body)
     response.status_code = error.status
@@ -225,6 +232,11 @@ def problem(error: SwitchboardError):
 
 # werkzeug's own exceptions (404 for an unknown route, 405, 413, 429 from Flask-Limiter) get
 # stable codes too, so a client only ever parses one shape.
+_HTTP_TITLES = {
+    400: "Bad request", 401: Unauthorized.title, 403: Forbidden.title, 404: NotFound.title,
+    405: "Method not allowed", 413: "Payload too large", 415: "Unsupported media type",
+    429: "Too many requests",
+}
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -243,16 +255,17 @@ def http_problem(exc: HTTPException):
     messages = data.get("messages") or data.get("errors")
     if exc.code == 422 and messages:
         errors = list(_flatten(messages))
-        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        first = errors[0] if errors else _field_error((), "invalid")
         error: SwitchboardError = ValidationFailed(first["field"], first["message"], errors=errors)
     elif exc.code == 429:
         error = SwitchboardError(
             f"Rate limit of {exc.description} for this organization exceeded.", code="rate_limited"
         )
-        error.status, error.title = 429, "Too many requests"
+        error.status, error.title = 429, _HTTP_TITLES[429]
     else:
         error = SwitchboardError(exc.description, code=_HTTP_CODES.get(exc.code or 500, "http_error"))
-        error.status, error.title = exc.code or 500, exc.name
+        error.status = exc.code or 500
+        error.title = _HTTP_TITLES.get(error.status, exc.name)
     response = problem(error)
     if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
@@ -261,26 +274,30 @@ def http_problem(exc: HTTPException):
     return response
 
 
-def _flatten(messages, prefix: str = "", top: bool = True):
-    """webargs reports ``{"json": {"a": {"b": ["msg"]}}}``; we report ``a.b``."""
+def _flatten(messages, parts: tuple = (), top: bool = True):
+    """webargs reports ``{"json": {"a": {"b": ["msg"]}}}``; we report ``a.b`` and ``#/a/b``."""
     if isinstance(messages, dict):
         for key, value in messages.items():
             key = str(key)
             if top and key in ("json", "query", "form", "headers", "view_args"):
-                yield from _flatten(value, "", top=False)  # the location, not a field
+                yield from _flatten(value, (), top=False)  # the location, not a field
                 continue
             if key == "_schema":
-                yield from _flatten(value, prefix or "body", top=False)
+                yield from _flatten(value, parts, top=False)
                 continue
-            yield from _flatten(value, f"{prefix}.{key}" if prefix else key, top=False)
+            yield from _flatten(value, parts + (key,), top=False)
     elif isinstance(messages, (list, tuple)):
         for item in messages:
             if isinstance(item, (dict, list, tuple)):
-                yield from _flatten(item, prefix, top=False)
+                yield from _flatten(item, parts, top=False)
             else:
-                yield {"field": prefix or "body", "message": str(item)}
+                yield _field_error(parts, item)
     else:
-        yield {"field": prefix or "body", "message": str(messages)}
+        yield _field_error(parts, messages)
+
+
+def _field_error(parts: tuple, message) -> dict:
+    return {"field": ".".join(parts) or "body", "pointer": pointer(parts), "message": str(message)}
 
 
 def init_app(app: Flask) -> None:

@@ -15,7 +15,7 @@ import uuid
 import sqlalchemy as sa
 from flask import current_app
 
-from app import keys
+from app import keys, pagination
 from app.audit import Action, record
 from app.auth import OrgContext
 from app.errors import Conflict, NotFound, SwitchboardError, UpstreamError, ValidationFailed
@@ -420,8 +420,7 @@ def release(integration_id: str, reviewed=None, *, actor: str) -> Integration:
 
 
 def audit_page(org_id, *, provider=None, action=None, since=None, until=None, limit=50, cursor=None):
-    """Newest first; ``cursor`` is the last id of the previous page. ``org_id=None``: every org
-    (admin only)."""
+    """Newest first, one page (app/pagination.py). ``org_id=None``: every org (admin only)."""
     query = sa.select(AuditLog)
     if org_id is not None:
         query = query.where(AuditLog.organization_id == org_id)
@@ -433,10 +432,30 @@ def audit_page(org_id, *, provider=None, action=None, since=None, until=None, li
         query = query.where(AuditLog.at >= since)
     if until:
         query = query.where(AuditLog.at < until)
-    if cursor:
-        query = query.where(AuditLog.id < cursor)
-    rows = list(db.session.execute(query.order_by(AuditLog.id.desc()).limit(limit + 1)).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (str(rows[-1].id) if more and rows else None)
+    return pagination.page(query, kind="audit", order=[AuditLog.id], limit=limit, cursor=cursor,
+                           descending=True)
 
+
+# --- lists (one page each; app/pagination.py) -------------------------------------------------
+
+
+def integrations_page(org: OrgContext, *, limit=50, cursor=None):
+    """This org's integrations by provider name (disconnected ones included, as history)."""
+    return pagination.page(Integration.for_org(org.id), kind="integrations",
+                           order=[Integration.provider, Integration.id], limit=limit, cursor=cursor)
+
+
+def orgs_page(*, limit=50, cursor=None):
+    return pagination.page(sa.select(Organization), kind="organizations",
+                           order=[Organization.slug, Organization.id], limit=limit, cursor=cursor)
+
+
+def keys_page(org: Organization, *, limit=50, cursor=None):
+    return pagination.page(sa.select(ApiKey).where(ApiKey.organization_id == org.id), kind="api-keys",
+                           order=[ApiKey.created_at, ApiKey.id], limit=limit, cursor=cursor)
+
+
+def integrations_by_status_page(status: str, *, limit=50, cursor=None):
+    return pagination.page(sa.select(Integration).where(Integration.status == status),
+                           kind="admin-integrations",
+                           order=[Integration.created_at, Integration.id], limit=limit, cursor=cursor)

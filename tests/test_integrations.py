@@ -91,15 +91,20 @@ def test_every_provider_validates_its_identifier(client, org, provider, identifi
         ("openai", {}, ["OPENAI_API_KEY"]),
     ],
 )
-def test_valid_identifier_for_unconfigured_provider_is_503_naming_variables(client, org, provider, identifier, variables):
+def test_valid_identifier_for_unconfigured_provider_is_503_naming_variables_to_the_admin_only(
+        client, org, admin, provider, identifier, variables, caplog):
     _, headers = org
     response = put(client, provider, identifier, headers)
     assert response.status_code == 503
     assert response.json["code"] == "provider_not_configured"
     assert response.json["provider"] == provider
-    assert response.json["missing"] == variables
-    for name in variables:
-        assert name in response.json["detail"]
+    assert "missing" not in response.json
+    for name in variables:  # the operator's environment is not the org's business ...
+        assert name not in response.get_data(as_text=True)
+        assert name in caplog.text  # ... it is in the log
+    listed = {p["name"]: p for p in client.get("/api/v1/admin/providers", headers=admin).json["data"]}
+    assert listed[provider]["missing_variables"] == variables  # and in the admin API
+    assert all(name in listed[provider]["hint"] for name in variables)
 
 
 def test_configured_provider_without_automatic_check_waits_for_approval(make_app, new_org, admin):
@@ -256,4 +261,5 @@ def test_providers_lists_all_seven_with_identifier_and_configuration(client, org
     assert by_name["shopify"]["configured"] is True
     assert by_name["shopify"]["identifier"]["example"] == "mystore"
     assert by_name["openai"]["configured"] is False
-    assert by_name["openai"]["missing_variables"] == ["OPENAI_API_KEY"]
+    assert "missing_variables" not in by_name["openai"]
+    assert response.json["next_cursor"] is None

@@ -20,6 +20,7 @@ from app.api.schemas import (
     OrgListSchema,
     OrgSchema,
     OrgUpdateSchema,
+    PageQuerySchema,
     PendingQuerySchema,
     ReviewSchema,
     attributes,
@@ -47,9 +48,11 @@ def create_org(body):
 @blp.response(200, OrgListSchema)
 @admin_auth
 @admin_required
-def list_orgs():
-    """Every organization."""
-    return {"data": db.session.execute(sa.select(Organization).order_by(Organization.slug)).scalars()}
+@blp.arguments(PageQuerySchema, location="query", as_kwargs=True)
+def list_orgs(**page):
+    """Every organization, by slug."""
+    rows, next_cursor = services.orgs_page(**page)
+    return {"data": rows, "next_cursor": next_cursor}
 
 
 @blp.route("/organizations/<org_ref>", methods=["GET"])
@@ -86,11 +89,11 @@ def issue_key(body, org_ref):
 @blp.response(200, ApiKeyListSchema)
 @admin_auth
 @admin_required
-def list_keys(org_ref):
-    """The org's keys (prefixes only)."""
-    org = services.find_org(org_ref)
-    return {"data": db.session.execute(
-        sa.select(ApiKey).where(ApiKey.organization_id == org.id).order_by(ApiKey.created_at)).scalars()}
+@blp.arguments(PageQuerySchema, location="query", as_kwargs=True)
+def list_keys(org_ref, **page):
+    """The org's keys (prefixes only), oldest first."""
+    rows, next_cursor = services.keys_page(services.find_org(org_ref), **page)
+    return {"data": rows, "next_cursor": next_cursor}
 
 
 @blp.route("/organizations/<org_ref>/api-keys/<key_id>", methods=["DELETE"])
@@ -107,10 +110,10 @@ def revoke_key(org_ref, key_id):
 @admin_auth
 @admin_required
 @blp.arguments(PendingQuerySchema, location="query", as_kwargs=True)
-def list_integrations(status):
-    """Integrations of every org in one status (default: pending approval)."""
-    return {"data": db.session.execute(
-        sa.select(Integration).where(Integration.status == status).order_by(Integration.created_at)).scalars()}
+def list_integrations(status, **page):
+    """Integrations of every org in one status (default: pending approval), oldest first."""
+    rows, next_cursor = services.integrations_by_status_page(status, **page)
+    return {"data": rows, "next_cursor": next_cursor}
 
 
 @blp.route("/integrations/<integration_id>/approve", methods=["POST"])

@@ -1,6 +1,6 @@
 """What an org does with its key: providers, integrations, audit log. Handlers are three lines."""
 
-from flask import current_app, g
+from flask import g
 from flask_smorest import Blueprint
 
 from app import services
@@ -10,12 +10,12 @@ from app.api.schemas import (
     ConnectSchema,
     IntegrationListSchema,
     IntegrationSchema,
+    PageQuerySchema,
     ProviderListSchema,
     TestedIntegrationSchema,
     attributes,
 )
 from app.auth import org_required
-from app.providers import PROVIDERS
 
 blp = Blueprint("org", __name__, url_prefix="/api/v1", description="What an org's key can do.")
 
@@ -24,28 +24,20 @@ blp = Blueprint("org", __name__, url_prefix="/api/v1", description="What an org'
 @blp.response(200, ProviderListSchema)
 @org_required
 def list_providers():
-    """Every provider, the identifier it needs, and whether the platform has credentials for it."""
-    registry = current_app.extensions["credentials"]
-    return {"data": [
-        {
-            "name": p.name, "title": p.title, "kind": p.kind,
-            "identifier": {"field": p.identifier.name, "description": p.identifier.description,
-                           "example": p.identifier.example, "pattern": p.identifier.pattern}
-            if p.identifier else None,
-            "configured": registry[p.name].configured,
-            "missing_variables": registry[p.name].missing(),
-            "actions": p.actions, "docs_url": p.docs_url,
-        }
-        for p in PROVIDERS.values()
-    ]}
+    """Every provider, the identifier it needs, and whether the platform has enabled it (one page)."""
+    from app.api.catalog import provider_rows
+
+    return {"data": provider_rows(), "next_cursor": None}
 
 
 @blp.route("/integrations")
 @blp.response(200, IntegrationListSchema)
 @org_required
-def list_integrations():
-    """This org's integrations (disconnected ones included, as history)."""
-    return {"data": services.list_integrations(g.org)}
+@blp.arguments(PageQuerySchema, location="query", as_kwargs=True)
+def list_integrations(**page):
+    """This org's integrations by provider (disconnected ones included, as history)."""
+    rows, next_cursor = services.integrations_page(g.org, **page)
+    return {"data": rows, "next_cursor": next_cursor}
 
 
 @blp.route("/integrations/<provider>", methods=["GET"])

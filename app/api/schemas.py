@@ -2,7 +2,13 @@
 
 from datetime import timezone
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
+
+from app.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
+
+# What the server enforces, in the document's words (services.SLUG, config.is_rate_limit).
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+RATE_LIMIT_PATTERN = r"^[1-9][0-9]{0,8} ?(/|per) ?(second|minute|hour|day)$"
 
 
 def attributes(obj, schema: type[Schema]) -> dict:
@@ -10,19 +16,45 @@ def attributes(obj, schema: type[Schema]) -> dict:
     return {name: getattr(obj, name) for name in schema._declared_fields}
 
 
-class ProblemSchema(Schema):
-    """RFC 9457 problem details, as every error is rendered."""
+class FieldErrorSchema(Schema):
+    field = fields.String(required=True, metadata={"description": "dotted name, e.g. `account_identifier.storeName`"})
+    pointer = fields.String(required=True, metadata={
+        "description": "RFC 6901 JSON Pointer into the request (RFC 9457 §3: `#/account_identifier/storeName`)"})
+    message = fields.String(required=True)
 
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    code = fields.String(metadata={"description": "stable snake_case error code"})
-    request_id = fields.String()
-    field = fields.String(metadata={"description": "the offending field (validation errors)"})
-    errors = fields.List(fields.Dict())
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, as every error is rendered. Extension members may be added."""
+
+    class Meta:
+        unknown = INCLUDE  # documented as additionalProperties: true (RFC 9457 §3.2)
+
+    type = fields.String(required=True)
+    title = fields.String(required=True, metadata={"description": "the same for every response with this `code`"})
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    instance = fields.String(required=True, metadata={
+        "description": "`urn:request:<request_id>`: this occurrence, as the X-Request-ID header names it"})
+    code = fields.String(required=True, metadata={"description": "stable snake_case error code (README)"})
+    request_id = fields.String(required=True)
+    field = fields.String(metadata={"description": "the (first) offending field (validation errors)"})
+    pointer = fields.String(metadata={"description": "JSON Pointer of `field` (validation errors)"})
+    errors = fields.List(fields.Nested(FieldErrorSchema), metadata={"description": "every offending field"})
     provider = fields.String(metadata={"description": "the provider concerned (upstream errors)"})
-    missing = fields.List(fields.String(), metadata={"description": "variables the operator must set"})
+
+
+class PageQuerySchema(Schema):
+    """The one pagination convention (app/pagination.py)."""
+
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT),
+                           metadata={"description": f"page size, 1–{MAX_LIMIT}"})
+    cursor = fields.String(load_default=None, validate=validate.Regexp(CURSOR_PATTERN), metadata={
+        "description": "`next_cursor` of the previous page (opaque)", "pattern": CURSOR_PATTERN})
+
+
+def _next_cursor():
+    return fields.String(required=True, allow_none=True, metadata={
+        "description": "pass as `cursor` for the next page; null on the last page"})
 
 
 class IdentifierSchema(Schema):
@@ -37,14 +69,25 @@ class ProviderSchema(Schema):
     title = fields.String()
     kind = fields.String(metadata={"description": "'account' (org names an account) or 'platform'"})
     identifier = fields.Nested(IdentifierSchema, allow_none=True)
-    configured = fields.Boolean(metadata={"description": "whether the platform holds credentials"})
-    missing_variables = fields.List(fields.String())
+    configured = fields.Boolean(metadata={"description": "whether the platform has enabled it"})
     actions = fields.List(fields.String())
     docs_url = fields.String()
 
 
 class ProviderListSchema(Schema):
     data = fields.List(fields.Nested(ProviderSchema))
+    next_cursor = _next_cursor()
+
+
+class AdminProviderSchema(ProviderSchema):
+    missing_variables = fields.List(fields.String(), metadata={
+        "description": "environment variables the operator must set (empty when configured)"})
+    hint = fields.String(allow_none=True, metadata={"description": "what to set, for the operator"})
+
+
+class AdminProviderListSchema(Schema):
+    data = fields.List(fields.Nested(AdminProviderSchema))
+    next_cursor = _next_cursor()
 
 
 class IntegrationSchema(Schema):
@@ -63,6 +106,7 @@ class IntegrationSchema(Schema):
 
 class IntegrationListSchema(Schema):
     data = fields.List(fields.Nested(IntegrationSchema))
+    next_cursor = _next_cursor()
 
 
 class ConnectSchema(Schema):
@@ -101,7 +145,7 @@ class AuditLogSchema(Schema):
 
 class AuditPageSchema(Schema):
     data = fields.List(fields.Nested(AuditLogSchema))
-    next_cursor = fields.String(allow_none=True)
+    next_cursor = _next_cursor()
 
 
 def _utc_representable(value) -> None:
@@ -113,28 +157,26 @@ def _utc_representable(value) -> None:
         raise ValidationError("Date out of range.") from None
 
 
-class AuditQuerySchema(Schema):
+class AuditQuerySchema(PageQuerySchema):
     provider = fields.String(load_default=None, validate=validate.Length(max=50))
     action = fields.String(load_default=None, validate=validate.Length(max=64))
     since = fields.AwareDateTime(load_default=None, default_timezone=None, validate=_utc_representable,
                                  metadata={"description": "ISO 8601 with offset, inclusive"})
     until = fields.AwareDateTime(load_default=None, validate=_utc_representable,
                                  metadata={"description": "ISO 8601 with offset, exclusive"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**63 - 1),
-                            metadata={"description": "`next_cursor` from the previous page"})
 
 
 class OrgCreateSchema(Schema):
-    slug = fields.String(required=True)
+    slug = fields.String(required=True, metadata={"pattern": SLUG_PATTERN})
     name = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
-    rate_limit = fields.String(load_default=None, metadata={"description": "e.g. 600/minute"})
+    rate_limit = fields.String(load_default=None, metadata={"description": "e.g. 600/minute", "pattern": RATE_LIMIT_PATTERN})
 
 
 class OrgUpdateSchema(Schema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     status = fields.String(validate=validate.OneOf(["active", "suspended"]))
-    rate_limit = fields.String(allow_none=True, metadata={"description": "null restores the default"})
+    rate_limit = fields.String(allow_none=True, metadata={"description": "null restores the default",
+                                                          "pattern": RATE_LIMIT_PATTERN})
 
 
 class OrgSchema(Schema):
@@ -149,6 +191,7 @@ class OrgSchema(Schema):
 
 class OrgListSchema(Schema):
     data = fields.List(fields.Nested(OrgSchema))
+    next_cursor = _next_cursor()
 
 
 class KeyCreateSchema(Schema):
@@ -171,9 +214,10 @@ class IssuedKeySchema(ApiKeySchema):
 
 class ApiKeyListSchema(Schema):
     data = fields.List(fields.Nested(ApiKeySchema))
+    next_cursor = _next_cursor()
 
 
-class PendingQuerySchema(Schema):
+class PendingQuerySchema(PageQuerySchema):
     status = fields.String(load_default="pending",
                            validate=validate.OneOf(["connected", "disconnected", "error", "pending"]))
 

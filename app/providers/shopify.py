@@ -28,6 +28,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app import pagination
 from app.auth import org_required
 from app.errors import (
     NotFound,
@@ -470,12 +471,21 @@ def _gid(kind: str, field: str, value: str) -> str:
 
 
 class ProductSearchArgs(Schema):
+    """The one pagination convention (``limit``, ``cursor``; app/pagination.py). ``first`` and
+    ``after`` are the earlier names, still accepted."""
+
     query = fields.String(load_default=None, validate=validate.Length(max=200),
                           metadata={"description": "Shopify search syntax, e.g. `mug` or `sku:MUG-1`"})
-    first = fields.Integer(load_default=10, validate=validate.Range(min=1, max=SEARCH_MAX), metadata={
-        "description": f"products per page (each with up to {SEARCH_VARIANTS} variants; fetch one product for all)"})
-    after = fields.String(load_default=None, validate=validate.Length(max=500),
-                          metadata={"description": "`next_cursor` from the previous page"})
+    limit = fields.Integer(load_default=None, validate=validate.Range(min=1, max=SEARCH_MAX), metadata={
+        "description": f"products per page, default 10 (each with up to {SEARCH_VARIANTS} variants; "
+                       "fetch one product for all)"})
+    cursor = fields.String(load_default=None, validate=validate.Regexp(pagination.CURSOR_PATTERN), metadata={
+        "description": "`next_cursor` of the previous page (opaque)", "pattern": pagination.CURSOR_PATTERN})
+    first = fields.Integer(load_default=None, validate=validate.Range(min=1, max=SEARCH_MAX),
+                           metadata={"description": "old name of `limit`", "deprecated": True})
+    after = fields.String(load_default=None, validate=validate.Regexp(pagination.CURSOR_PATTERN),
+                          metadata={"description": "old name of `cursor`", "deprecated": True,
+                                    "pattern": pagination.CURSOR_PATTERN})
 
 
 class OrderArgs(Schema):
@@ -515,7 +525,8 @@ class ProductSchema(Schema):
 
 class ProductPageSchema(Schema):
     data = fields.List(fields.Nested(ProductSchema))
-    next_cursor = fields.String(allow_none=True)
+    next_cursor = fields.String(allow_none=True, metadata={
+        "description": "pass as `cursor` for the next page; null on the last page"})
 
 
 class TrackingSchema(Schema):
@@ -560,11 +571,20 @@ class OrderSchema(Schema):
 @org_required
 @blp.arguments(ProductSearchArgs, location="query", as_kwargs=True)
 @proxy_action(NAME, "products.search")
-def search_products(integration, query, first, after):
+def search_products(integration, query, limit, cursor, first, after):
     """Search the connected store's products (Shopify search syntax)."""
+    field = "cursor" if cursor else "after"
+    cursor = cursor or after
+    # Our cursor wraps Shopify's: one we did not issue is a 422 here, and one Shopify no longer
+    # accepts (expired, another sort) is Shopify's verdict on the caller's input: a 422 as well.
+    shopify_after = pagination.decode("shopify-products", cursor, field) if cursor else None
     data = client().graphql(integration.account_key, SEARCH_PRODUCTS,
-                            {"first": first, "query": query, "after": after}, caller_fields={"after": "after"})
-    return products_page_out(data)
+                            {"first": limit or first or 10, "query": query, "after": shopify_after},
+                            caller_fields={"after": field})
+    page = products_page_out(data)
+    if page["next_cursor"]:
+        page["next_cursor"] = pagination.encode("shopify-products", page["next_cursor"])
+    return page
 
 
 @blp.route("/products/<product_id>")

@@ -74,7 +74,9 @@ class BadRequest(SwitchboardError):
     title = "Bad request"
 
     def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}", field=field, errors=[{"field": field, "message": message}])
+        where = pointer([] if field == "body" else field.split("."))
+        super().__init__(f"{field}: {message}", field=field, pointer=where,
+                         errors=[{"field": field, "pointer": where, "message": message}])
 
 
 class ValidationFailed(SwitchboardError):
@@ -83,14 +85,15 @@ class ValidationFailed(SwitchboardError):
     title = "Invalid request"
 
     def __init__(self, field: str, message: str, *, errors: list | None = None, code: str | None = None):
-        errors = errors or [{"field": field, "pointer": pointer(field.split(".")), "message": message}]
+        errors = errors or [{"field": field, "pointer": pointer([] if field == "body" else field.split(".")),
+                             "message": message}]
         super().__init__(f"{field}: {message}", code=code, field=field, pointer=errors[0]["pointer"],
                          errors=errors)
 
 
 def pointer(parts) -> str:
     """RFC 6901 JSON Pointer, as a URI fragment (RFC 9457 §3's ``"pointer": "#/age"``)."""
-    return "#/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return "#" + "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 class Unauthorized(SwitchboardError):

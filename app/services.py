@@ -356,6 +356,9 @@ def _integration_by_id(integration_id) -> Integration:
     return integration
 
 
+_NOT_THIS_ACCOUNT = object()
+
+
 def _reviewed_key(integration: Integration, reviewed) -> str | None:
     """The account the admin reviewed, canonicalised like a connect (``{"storeName": "Demo"}``
     and ``demo`` name the same store). The CLI passes the bare value."""
@@ -365,7 +368,12 @@ def _reviewed_key(integration: Integration, reviewed) -> str | None:
     if reviewed is None and provider.identifier is not None:
         raise ValidationFailed("account_identifier",
                                f"name the account you reviewed ({provider.identifier.name})")
-    return provider.parse_identifier(reviewed)[1]
+    try:
+        return provider.parse_identifier(reviewed)[1]
+    except ValidationFailed:
+        # Well-formed for some provider but not this integration's (the document cannot know
+        # which provider an integration id names): it is not the account under review.
+        return _NOT_THIS_ACCOUNT
 
 
 def _decide(integration_id, reviewed, *, allowed: tuple[str, ...], action: Action, actor: str,
@@ -439,8 +447,8 @@ def audit_page(org_id, *, provider=None, action=None, since=None, until=None, li
 # --- lists (one page each; app/pagination.py) -------------------------------------------------
 
 
-def integrations_page(org: OrgContext, *, limit=50, cursor=None):
-    """This org's integrations by provider name (disconnected ones included, as history)."""
+def integrations_page(org: OrgContext | Organization, *, limit=50, cursor=None):
+    """An org's integrations by provider name (disconnected ones included, as history)."""
     return pagination.page(Integration.for_org(org.id), kind="integrations",
                            order=[Integration.provider, Integration.id], limit=limit, cursor=cursor)
 

@@ -42,9 +42,13 @@ def test_approval_must_name_the_account(review_app, admin):
     pending = _pending(client, org_headers(client, "acme"))
     missing = client.post(f"/api/v1/admin/integrations/{pending['id']}/approve", json={}, headers=admin)
     assert missing.status_code == 422 and missing.json["field"] == "account_identifier"
+    # Not this store's shape (nor any store's): not the account under review.
     bad = client.post(f"/api/v1/admin/integrations/{pending['id']}/approve",
                       json={"account_identifier": {"storeName": "evil.com#"}}, headers=admin)
-    assert bad.status_code == 422 and bad.json["field"] == "account_identifier.storeName"
+    assert bad.status_code == 409 and bad.json["code"] == "account_changed"
+    other_kind = client.post(f"/api/v1/admin/integrations/{pending['id']}/approve",
+                             json={"account_identifier": {"subdomain": "demo-store"}}, headers=admin)
+    assert other_kind.status_code == 409 and other_kind.json["code"] == "account_changed"
     same = client.post(f"/api/v1/admin/integrations/{pending['id']}/approve",
                        json={"account_identifier": {"storeName": "DEMO-STORE"}}, headers=admin)
     assert same.status_code == 200 and same.json["status"] == "connected"

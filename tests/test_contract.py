@@ -69,11 +69,14 @@ def _setup(base: str) -> dict:
         assert value, path
         return value
 
+    integrations_cursor = cursor("/api/v1/integrations?limit=1", headers)
     return {
         "org_key": key["key"], "admin_org": other["id"], "admin_key_id": other_key["id"],
         "integration_id": connected["id"],
         "cursors": {
-            "org_list_integrations": cursor("/api/v1/integrations?limit=1", headers),
+            "org_list_integrations": integrations_cursor,
+            # One list kind, keyed by position: a cursor of one org's integrations pages another's.
+            "admin_list_org_integrations": integrations_cursor,
             "org_audit_logs": cursor("/api/v1/audit-logs?limit=1", headers),
             "shopify_search_products": cursor("/api/v1/shopify/products?limit=1", headers),
             "admin_list_orgs": cursor("/api/v1/admin/organizations?limit=1"),
@@ -109,6 +112,11 @@ bearer = "{ADMIN_KEY}"
 [[operations]]
 include-operation-id = "org_connect_shopify"
 # A well-formed store name that the platform's credentials do not reach: 422 account_not_reachable.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "admin_assign_shopify"
+# The same for the admin's assignment of a store to an org: 422 account_not_reachable.
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]

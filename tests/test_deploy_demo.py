@@ -61,7 +61,7 @@ def test_make_run_refuses_a_port_it_cannot_serve_on(tmp_path):
 
 
 def test_providers_list_says_it_reads_this_process_environment(make_app):
-    result = make_app(SHOPIFY_ADMIN_ACCESS_TOKENS=None).test_cli_runner().invoke(args=["providers", "list"])
+    result = make_app(SHOPIFY_ADMIN_ACCESS_TOKENS=None, SANDBOX=None).test_cli_runner().invoke(args=["providers", "list"])
     assert result.exit_code == 0
     assert "this process's environment" in result.stderr and "SANDBOX=false" in result.stderr
     assert "`make run`" in result.stderr

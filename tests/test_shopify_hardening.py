@@ -189,13 +189,25 @@ def test_a_sane_query_cost_is_recorded(client, connected, audit_rows):
 
 
 def test_a_cursor_shopify_refuses_is_the_callers_422_and_not_retried(client, connected, shopify, audit_rows):
+    from app import pagination
+
     shopify.reset()  # forget the connect's own call
-    response = client.get("/api/v1/shopify/products?after=0000", headers=connected)
+    # A cursor of the right kind, wrapping one Shopify no longer accepts (expired, another sort).
+    stale = pagination.encode("shopify-products", "0000")
+    response = client.get(f"/api/v1/shopify/products?cursor={stale}", headers=connected)
     assert response.status_code == 422, response.json
     assert response.json["code"] == "validation_error"
-    assert response.json["field"] == "after"
+    assert response.json["field"] == "cursor"
     assert len(graphql_calls(shopify)) == 1
     assert audit_rows(action="proxy.request")[-1].status_code == 422
+
+
+def test_a_cursor_switchboard_never_issued_is_refused_before_shopify(client, connected, shopify):
+    shopify.reset()
+    response = client.get("/api/v1/shopify/products?after=0000", headers=connected)
+    assert response.status_code == 422, response.json
+    assert (response.json["code"], response.json["field"]) == ("invalid_cursor", "after")
+    assert graphql_calls(shopify) == []
 
 
 def test_the_emulator_refuses_a_bad_cursor_as_shopify_does(shopify):

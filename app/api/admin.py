@@ -150,10 +150,11 @@ def release(body, integration_id):
 @blp.response(200, IntegrationListSchema)
 @admin_auth
 @admin_required
-def list_org_integrations(org_ref):
-    """One org's integrations (disconnected ones included, as history)."""
-    org = services.find_org(org_ref)
-    return {"data": db.session.execute(Integration.for_org(org.id).order_by(Integration.provider)).scalars()}
+@blp.arguments(PageQuerySchema, location="query", as_kwargs=True)
+def list_org_integrations(org_ref, **page):
+    """One org's integrations by provider (disconnected ones included, as history)."""
+    rows, next_cursor = services.integrations_page(services.find_org(org_ref), **page)
+    return {"data": rows, "next_cursor": next_cursor}
 
 
 @blp.route("/organizations/<org_ref>/integrations/<provider>", methods=["PUT"])

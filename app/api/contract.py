@@ -78,7 +78,9 @@ PATH_PATTERNS = {
 }
 
 # Operations that call a provider besides the provider blueprints' own (/api/v1/<provider>/…).
-CALLS_PROVIDER = {("put", "/api/v1/integrations/{provider}"), ("post", "/api/v1/integrations/{provider}/test")}
+CONNECT_TEMPLATES = ("/api/v1/integrations/{provider}", "/api/v1/admin/organizations/{org_ref}/integrations/{provider}")
+CALLS_PROVIDER = {("put", template) for template in CONNECT_TEMPLATES} | {
+    ("post", "/api/v1/integrations/{provider}/test")}
 # Statuses particular to one operation.
 EXTRA_STATUSES = {("post", "/api/v1/integrations/{provider}/test"): {501}}
 
@@ -104,7 +106,8 @@ def finish(document: dict) -> dict:
     components.setdefault("headers", {}).update({_COMPONENT[name]: header for name, header in HEADERS.items()})
     schemas = components.get("schemas", {})
     doc["servers"] = [{"url": "/", "description": "this Switchboard (every path carries /api/v1)"}]
-    _split_connect(doc, PROVIDERS)
+    for template in CONNECT_TEMPLATES:
+        _split_connect(doc, PROVIDERS, template)
     providers = set(PROVIDERS)
     for path, item in doc.get("paths", {}).items():
         for parameter in item.get("parameters", []):
@@ -189,13 +192,13 @@ def _document_operation(path, method, item, operation, providers, schemas) -> No
     operation.pop("x-body-required", None)
 
 
-def _split_connect(doc: dict, providers: dict) -> None:
-    """``/integrations/{provider}`` → one path per provider, its PUT typed by its identifier.
+def _split_connect(doc: dict, providers: dict, template: str) -> None:
+    """``…/integrations/{provider}`` → one path per provider, its PUT typed by its identifier
+    (the org's connect, and the admin's assignment of an account to an org).
 
     The server routes one template, but the body depends on the provider; as one path per
     provider the document says exactly which body each accepts (and what OPTIONS allows there).
     """
-    template = "/api/v1/integrations/{provider}"
     item = doc.get("paths", {}).pop(template, None)
     if item is None:
         return
@@ -205,6 +208,9 @@ def _split_connect(doc: dict, providers: dict) -> None:
             if method not in ("get", "put", "delete"):
                 continue
             operation = copy.deepcopy(operation)
+            # The provider is now in the path itself: drop its parameter.
+            operation["parameters"] = [p for p in operation.get("parameters", [])
+                                       if not (p.get("in") == "path" and p.get("name") == "provider")]
             operation["operationId"] = f"{operation.get('operationId', method)}_{name}"
             operation["x-template"] = template
             if method == "put":
@@ -222,7 +228,10 @@ def _split_connect(doc: dict, providers: dict) -> None:
                                             "content": {"application/json": {"schema": schema}}}
                 operation["x-body-required"] = True
             concrete[method] = operation
-        doc["paths"][f"/api/v1/integrations/{name}"] = concrete
+        kept = [p for p in item.get("parameters", []) if not (p.get("in") == "path" and p.get("name") == "provider")]
+        if kept:
+            concrete["parameters"] = copy.deepcopy(kept)
+        doc["paths"][template.replace("{provider}", name)] = concrete
 
 
 def _require_response_fields(doc: dict) -> None:

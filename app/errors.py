@@ -9,6 +9,8 @@
     ├── Forbidden               403 forbidden
     ├── NotFound                404 not_found
     ├── Conflict                409 conflict              (account_claimed, integration_not_connected…)
+    │   └── IdempotencyKeyInProgress 409 idempotency_key_in_progress (Retry-After: 1)
+    ├── IdempotencyKeyReused    422 idempotency_key_reused (the key came with another request)
     ├── PayloadTooLarge         413 payload_too_large     (counted on the bytes read, chunked too)
     ├── UnsupportedMediaType    415 unsupported_media_type (a body that is not declared JSON)
     ├── AuditUnavailable        503 audit_unavailable     (no answer without its audit row)

@@ -71,7 +71,7 @@ def main() -> None:
                      f"(stores: demo-store, other-store), for this process only — `flask` commands "
                      f"in another shell see that shell's environment.")
     if not env.get("ADMIN_API_KEY"):
-        env["ADMIN_API_KEY"] = "sb_admin_" + secrets.token_urlsafe(24)
+        env["ADMIN_API_KEY"] = "swbd_admin_" + secrets.token_urlsafe(24)
         notes.append(f"No ADMIN_API_KEY set: this run's admin key is {env['ADMIN_API_KEY']} "
                      f"(a new one every run; set ADMIN_API_KEY to keep one).")
 

@@ -142,7 +142,8 @@ def test_schemathesis_finds_nothing(server, tmp_path):
          "--max-examples", examples, "--workers", "1", "--seed", "1", "--no-shrink",
          "--request-timeout", "10", "--warnings", "off"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"},
+        env={**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("schemathesis_hooks.py")),
+             "NO_COLOR": "1"},
     )
     (tmp_path / "schemathesis.out").write_text(result.stdout + result.stderr)
     print(result.stdout[-1500:])  # the summary, shown with -s / on failure

@@ -52,7 +52,7 @@ def docs_asset(filename):
 def _document_identifiers(api) -> None:
     """Each provider's identifier, as a schema component built from the same declaration that
     validates it (app/providers/*.py); the connect body's ``account_identifier`` is one of them."""
-    from app.api.schemas import ConnectSchema
+    from app.api.schemas import ApproveSchema, ConnectSchema, ReviewSchema
     from app.providers import PROVIDERS
 
     refs = []
@@ -76,6 +76,9 @@ def _document_identifiers(api) -> None:
         refs.append({"$ref": f"#/components/schemas/{name}"})
     # anyOf, not oneOf: Stripe's and OpenAI's (empty) identifiers are the same shape.
     ConnectSchema._declared_fields["account_identifier"].metadata["anyOf"] = refs
+    # The admin's review names the account the same way (app/services._reviewed_key).
+    for schema in (ApproveSchema, ReviewSchema):
+        schema._declared_fields["account_identifier"].metadata["anyOf"] = refs
 
 
 def init_app(app) -> None:
@@ -94,7 +97,7 @@ def init_app(app) -> None:
     app.config.setdefault("API_SPEC_OPTIONS", {
         "info": {"description": "Centralized integration proxy for commerce and messaging."},
         "components": {"securitySchemes": {
-            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "org API key (sb_live_…)"},
+            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "org API key (swbd_live_…; swbd_test_… on a sandbox server)"},
             "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                              "description": "org API key, as an alternative to the Authorization header"},
             "adminBearer": {"type": "http", "scheme": "bearer", "description": "the platform's ADMIN_API_KEY"},

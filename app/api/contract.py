@@ -60,6 +60,8 @@ HEADERS = {
                           "schema": {"type": "integer", "minimum": 0}},
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer", "minimum": 1},
                     "required": True},
+    "Idempotent-Replayed": {"description": "`true` when this is the saved answer of an earlier request "
+                                           "with the same `Idempotency-Key`", "schema": {"type": "string", "enum": ["true"]}},
     "WWW-Authenticate": {"description": "`Bearer realm=\"switchboard\"`", "schema": {"type": "string"},
                          "required": True},
 }
@@ -161,8 +163,18 @@ def _headers(names) -> dict:
     return {name: {"$ref": f"#/components/headers/{_COMPONENT[name]}"} for name in names}
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "retry this request safely: the same key with the same request within 24 h gets the "
+                   "first answer again, without doing the work twice (Stripe's semantics; a V4 UUID)",
+    "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,255}$", "maxLength": 255},
+}
+
+
 def _document_operation(path, method, item, operation, providers, schemas) -> None:
     statuses, admin = _statuses(path, method, item, operation, providers)
+    if method in ("post", "put"):  # app/idempotency.py: every POST and PUT behind a key
+        operation.setdefault("parameters", []).append(dict(IDEMPOTENCY_KEY))
     responses = operation.setdefault("responses", {})
     common = ["X-Request-ID"] + ([] if admin else list(RATE_HEADERS))
     for status in sorted(statuses):
@@ -181,7 +193,8 @@ def _document_operation(path, method, item, operation, providers, schemas) -> No
                 "content": {"application/problem+json": {"schema": PROBLEM}},
             }
         elif status.startswith(("2", "3")):
-            response.setdefault("headers", {}).update(_headers(common))
+            response.setdefault("headers", {}).update(
+                _headers(common + (["Idempotent-Replayed"] if method in ("post", "put") else [])))
     body = operation.get("requestBody")
     if body is not None and "x-body-required" not in operation:
         schema = body.get("content", {}).get("application/json", {}).get("schema", {})

@@ -185,6 +185,9 @@ class Config:
             "SHOPIFY_SHOP_URL_TEMPLATE": env.get(
                 "SHOPIFY_SHOP_URL_TEMPLATE", "https://{shop}.myshopify.com"
             ),
+            # Kustomer: one host for every org (the key decides the org); EU orgs use
+            # https://api.prod2.kustomerapp.com. May name {subdomain}; data so the sandbox can stand in.
+            "KUSTOMER_URL_TEMPLATE": env.get("KUSTOMER_URL_TEMPLATE", "https://api.kustomerapp.com"),
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
             "OPENAPI_REQUIRED": True,
         }

@@ -6,6 +6,8 @@ Shopify reads, from the environment:
   SANDBOX_SHOPIFY_CLIENT_SECRET  its secret
   SANDBOX_SHOPIFY_BUCKET_SIZE    cost bucket size (default 2000, as Shopify's Standard plan)
   SANDBOX_SHOPIFY_RESTORE_RATE   points restored per second (default 100; Plus is 1000)
+Kustomer (``python -m sandbox kustomer``) serves orgs ``demo`` and ``other`` with fixed keys;
+  SANDBOX_KUSTOMER_RATE_LIMIT    requests per 60 s window per org (default 300, the Professional plan)
 Defaults (printed at start) are fixed, obviously fake values for the demo shops.
 """
 
@@ -19,6 +21,7 @@ import sys
 from werkzeug.serving import run_simple
 
 from .server import _QuietHandler, _require_loopback
+from .kustomer import KustomerEmulator
 from .shopify import ShopifyEmulator, load_demo_data
 
 DEFAULT_SHOPIFY_CLIENT_ID = "sandbox-shopify-client-id"
@@ -59,7 +62,22 @@ def _shopify_from_env() -> tuple[ShopifyEmulator, list[str]]:
     return emulator, lines
 
 
-EMULATORS = {"shopify": _shopify_from_env}
+def _kustomer_from_env() -> tuple[KustomerEmulator, list[str]]:
+    try:
+        rate_limit = int(os.environ.get("SANDBOX_KUSTOMER_RATE_LIMIT", "300"))
+    except ValueError as exc:
+        raise SystemExit("SANDBOX_KUSTOMER_RATE_LIMIT must be a whole number") from exc
+    emulator = KustomerEmulator(rate_limit=rate_limit)
+    lines = [
+        *(f"key {org:<8} {key}" for org, key in sorted(emulator.keys.items())),
+        f"rate limit:     {rate_limit} requests per 60 s per org",
+        "API:            /v1/... with Authorization: Bearer <key> (the key decides the org)",
+        "controls:       /__sandbox__/faults, /__sandbox__/reset, /__sandbox__/received",
+    ]
+    return emulator, lines
+
+
+EMULATORS = {"shopify": _shopify_from_env, "kustomer": _kustomer_from_env}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,6 +70,18 @@ def main() -> None:
         notes.append(f"No Shopify credentials set: the Shopify emulator runs at {emulator_server.url} "
                      f"(stores: demo-store, other-store), for this process only — `flask` commands "
                      f"in another shell see that shell's environment.")
+    kustomer_server = None
+    if not any(env.get(name) for name in ("KUSTOMER_API_KEY", "KUSTOMER_API_KEYS")):
+        from sandbox.kustomer import KustomerEmulator
+        from sandbox.server import serve
+
+        kustomer = KustomerEmulator()
+        kustomer_server = serve(kustomer.wsgi, port=int(env.get("SANDBOX_KUSTOMER_PORT", "0")))
+        env["KUSTOMER_API_KEYS"] = json.dumps(kustomer.keys)
+        env["KUSTOMER_URL_TEMPLATE"] = kustomer_server.url
+        env["SANDBOX"] = "true"
+        notes.append(f"No Kustomer credentials set: the Kustomer emulator runs at {kustomer_server.url} "
+                     f"(subdomains: demo, other).")
     if not env.get("ADMIN_API_KEY"):
         env["ADMIN_API_KEY"] = "swbd_admin_" + secrets.token_urlsafe(24)
         notes.append(f"No ADMIN_API_KEY set: this run's admin key is {env['ADMIN_API_KEY']} "
@@ -109,6 +121,10 @@ def main() -> None:
         f"  curl '{base}/api/v1/shopify/products?query=mug' {auth}",
         "Track an order:",
         f"  curl '{base}/api/v1/shopify/orders/%231001' {auth}",
+        "Connect Kustomer, then look up a customer:",
+        f"  curl -X PUT {base}/api/v1/integrations/kustomer {auth} -H 'Content-Type: application/json' "
+        f"-d '{{\"account_identifier\": {{\"subdomain\": \"demo\"}}}}' && "
+        f"curl '{base}/api/v1/kustomer/customers?email=ada@example.com' {auth}",
         "",
     ]), flush=True)
     from werkzeug.serving import make_server
@@ -121,6 +137,8 @@ def main() -> None:
         listener.close()
         if emulator_server is not None:
             emulator_server.stop()
+        if kustomer_server is not None:
+            kustomer_server.stop()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from app import create_app
 from app.extensions import db
 from sandbox.server import serve
+from sandbox.kustomer import KustomerEmulator
 from sandbox.shopify import ShopifyEmulator
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
@@ -38,6 +39,22 @@ def shopify():
         yield emulator
 
 
+@pytest.fixture(scope="session")
+def kustomer():
+    """One Kustomer emulator for the session (orgs ``demo`` and ``other``); reset before every test."""
+    emulator = KustomerEmulator()
+    with serve(emulator.wsgi) as server:
+        emulator.url = server.url
+        yield emulator
+
+
+@pytest.fixture(autouse=True)
+def _reset_kustomer(request):
+    if "kustomer" in request.fixturenames:
+        request.getfixturevalue("kustomer").reset()
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _reset_shopify(request):
     if "shopify" in request.fixturenames:
@@ -50,7 +67,7 @@ def database_url(tmp_path_factory):
     return os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
 
 
-def base_env(database_url: str, shopify_url: str | None) -> dict[str, str]:
+def base_env(database_url: str, shopify_url: str | None, kustomer=None) -> dict[str, str]:
     env = {
         "DATABASE_URL": database_url,
         "ADMIN_API_KEY": ADMIN_KEY,
@@ -70,6 +87,9 @@ def base_env(database_url: str, shopify_url: str | None) -> dict[str, str]:
     if shopify_url:
         env["SHOPIFY_ADMIN_ACCESS_TOKENS"] = json.dumps(SHOPIFY_TOKENS)
         env["SHOPIFY_SHOP_URL_TEMPLATE"] = shopify_url + "/shops/{shop}"
+    if kustomer is not None:
+        env["KUSTOMER_API_KEYS"] = json.dumps(kustomer.keys)
+        env["KUSTOMER_URL_TEMPLATE"] = kustomer.url
     return env
 
 
@@ -85,12 +105,12 @@ def _schema(database_url):
 
 
 @pytest.fixture
-def make_app(database_url, _schema, shopify):
+def make_app(database_url, _schema, shopify, kustomer):
     """Build an app from the test environment plus overrides (``None`` removes a variable)."""
     built = []
 
     def factory(**env_overrides):
-        env = base_env(database_url, shopify.url)
+        env = base_env(database_url, shopify.url, kustomer)
         for name, value in env_overrides.items():
             if value is None:
                 env.pop(name, None)

@@ -25,7 +25,6 @@ BIN = Path(sys.executable).parent
 # Every provider configured, so a valid connect is never refused for a missing credential.
 PROVIDER_ENV = {
     "KLAVIYO_PRIVATE_API_KEY": "contract-klaviyo-key",
-    "KUSTOMER_API_KEY": "contract-kustomer-key",
     "MESSENGER_PAGE_ACCESS_TOKEN": "contract-messenger-token",
     "MESSENGER_APP_SECRET": "contract-messenger-secret",
     "TWILIO_ACCOUNT_SID": "ACcontract",
@@ -62,7 +61,7 @@ def _setup(base: str) -> dict:
     connected = call("PUT", "/api/v1/integrations/shopify", {"account_identifier": {"storeName": "demo-store"}},
                      headers=headers)
     call("PUT", "/api/v1/integrations/klaviyo", {"account_identifier": {"companyId": "AbC123"}}, headers=headers)
-    call("PUT", "/api/v1/integrations/kustomer", {"account_identifier": {"subdomain": "acme"}}, headers=headers)
+    call("PUT", "/api/v1/integrations/kustomer", {"account_identifier": {"subdomain": "demo"}}, headers=headers)
 
     def cursor(path, headers=admin):
         value = call("GET", path, headers=headers)["next_cursor"]
@@ -117,6 +116,16 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-operation-id = "admin_assign_shopify"
 # The same for the admin's assignment of a store to an org: 422 account_not_reachable.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "org_connect_kustomer"
+# A well-formed subdomain the platform's Kustomer key does not belong to: 422 account_not_reachable.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "admin_assign_kustomer"
+# The same for the admin's assignment of a Kustomer org to an org.
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]

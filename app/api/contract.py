@@ -36,7 +36,8 @@ STATUS_CODES = {
     401: ("Unauthorized", ["unauthorized"]),
     403: ("Forbidden", ["organization_suspended", "forbidden"]),
     404: ("Not found", ["not_found", "organization_not_found", "api_key_not_found", "integration_not_found",
-                        "unknown_provider", "product_not_found", "order_not_found"]),
+                        "unknown_provider", "product_not_found", "order_not_found", "customer_not_found",
+                        "conversation_not_found"]),
     409: ("Conflict", ["conflict", "slug_taken", "account_claimed", "integration_not_connected", "not_pending"]),
     413: ("Payload too large", ["payload_too_large"]),
     415: ("Unsupported media type", ["unsupported_media_type"]),
@@ -77,6 +78,8 @@ PATH_PATTERNS = {
     "product_id": {"type": "string", "pattern": r"^[1-9][0-9]{0,19}$", "description": "numeric product id"},
     "order_ref": {"type": "string", "pattern": r"^(?:[1-9][0-9]{0,19}|#[A-Za-z0-9-]{1,32})$",
                   "description": "numeric order id, or the order name such as `#1001` (sent as `%231001`)"},
+    "customer_id": {"type": "string", "pattern": r"^[0-9a-f]{24}$", "description": "a Kustomer customer id"},
+    "conversation_id": {"type": "string", "pattern": r"^[0-9a-f]{24}$", "description": "a Kustomer conversation id"},
 }
 
 # Operations that call a provider besides the provider blueprints' own (/api/v1/<provider>/…).
@@ -84,7 +87,8 @@ CONNECT_TEMPLATES = ("/api/v1/integrations/{provider}", "/api/v1/admin/organizat
 CALLS_PROVIDER = {("put", template) for template in CONNECT_TEMPLATES} | {
     ("post", "/api/v1/integrations/{provider}/test")}
 # Statuses particular to one operation.
-EXTRA_STATUSES = {("post", "/api/v1/integrations/{provider}/test"): {501}}
+EXTRA_STATUSES = {("post", "/api/v1/integrations/{provider}/test"): {501},
+                  ("get", "/api/v1/kustomer/customers"): {404}}  # customer_not_found
 
 
 class OperationIds(BasePlugin):

@@ -80,7 +80,7 @@ def _setup(base: str) -> dict:
             "shopify_search_products": cursor("/api/v1/shopify/products?limit=1", headers),
             "admin_list_orgs": cursor("/api/v1/admin/organizations?limit=1"),
             "admin_list_keys": cursor(f"/api/v1/admin/organizations/{other['id']}/api-keys?limit=1"),
-            "admin_list_integrations": cursor("/api/v1/admin/integrations?limit=1"),
+            "admin_list_integrations": cursor("/api/v1/admin/integrations?status=connected&limit=1"),
             "admin_audit_logs": cursor("/api/v1/admin/audit-logs?limit=1"),
         },
     }
@@ -126,6 +126,21 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-operation-id = "admin_assign_kustomer"
 # The same for the admin's assignment of a Kustomer org to an org.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "kustomer_lookup_customer"
+# Exactly one of email or phone (OpenAPI 3.0 query parameters cannot say "one of"): 422 otherwise.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "kustomer_create_ticket"
+# Texts holding NUL or unpaired surrogates are 422 on the field (the input guard), as everywhere.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "kustomer_add_note"
+# The same for the note's body.
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]

@@ -92,8 +92,9 @@ def test_every_provider_validates_its_identifier(client, org, provider, identifi
     ],
 )
 def test_valid_identifier_for_unconfigured_provider_is_503_naming_variables_to_the_admin_only(
-        client, org, admin, provider, identifier, variables, caplog):
-    _, headers = org
+        make_app, admin, provider, identifier, variables, caplog):
+    client = make_app(KUSTOMER_API_KEYS=None).test_client()  # the suite configures the emulator's keys
+    headers = org_headers(client)
     response = put(client, provider, identifier, headers)
     assert response.status_code == 503
     assert response.json["code"] == "provider_not_configured"

@@ -13,13 +13,14 @@ from app import pagination
 from app.providers.base import E164
 
 OBJECT_ID_PATTERN = r"^[0-9a-f]{24}$"
-EMAIL_ASCII = r"^[\x21-\x7e]{3,254}$"
+EMAIL = r"^[A-Za-z0-9.!#$%&'*+=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
 PAGE_MAX, PAGE_DEFAULT = 100, 25
 
 
 class CustomerLookupArgs(Schema):
-    email = fields.Email(load_default=None, validate=[validate.Length(max=254), validate.Regexp(EMAIL_ASCII)],
-                         metadata={"description": "the customer's email (exact match)", "maxLength": 254})
+    email = fields.String(load_default=None, validate=[validate.Length(max=254), validate.Regexp(EMAIL)],
+                          metadata={"description": "the customer's email (exact match, ASCII)", "maxLength": 254,
+                                    "pattern": EMAIL})
     phone = fields.String(load_default=None, validate=validate.Regexp(f"^{E164}$"), metadata={
         "description": "the customer's phone in E.164, e.g. `+14155550101` (send `%2B` for `+`)",
         "pattern": f"^{E164}$"})

@@ -129,7 +129,16 @@ def finish(document: dict) -> dict:
     return doc
 
 
+# app/inbound.py refuses a control character in any query value (422): say so on every free-text one.
+NO_CONTROL_CHARACTERS = r"^[^\u0000-\u001f\u007f]*$"
+
+
 def _constrain(parameter: dict, providers: set) -> None:
+    if parameter.get("in") == "query":
+        schema = parameter.get("schema", {})
+        if schema.get("type") == "string" and not ({"pattern", "enum", "format"} & set(schema)):
+            schema["pattern"] = NO_CONTROL_CHARACTERS
+        return
     if parameter.get("in") != "path":
         return
     name = parameter["name"]

@@ -135,18 +135,27 @@ def redeliver(event_id):
 @admin_auth
 @admin_required
 @admin_blp.arguments(AdminEventQuerySchema, location="query", as_kwargs=True)
-def admin_events(**query):
+def all_events(**query):
     """Every inbound event, newest first; `status=unattributed`: accounts no org has claimed."""
     rows, next_cursor = deliveries.events_page(None, **query)
     return {"data": rows, "next_cursor": next_cursor}
 
 
-@admin_blp.route("/deliveries/run", methods=["GET", "POST"])
+@admin_blp.route("/deliveries/run", methods=["POST"])
 @admin_blp.response(200, RunResultSchema)
 @admin_auth
 @admin_required
 @admin_blp.arguments(RunQuerySchema, location="query", as_kwargs=True)
 def run_deliveries(limit):
-    """Attempt up to `limit` due deliveries now (for a cron; GET is what Vercel Cron sends)."""
-    budget = current_app.config["WEBHOOK_DELIVERY_TIMEOUT"] * 2
-    return deliveries.run_batch(limit, budget=budget)
+    """Attempt up to `limit` due deliveries now (a cron's call)."""
+    return deliveries.run_batch(limit, budget=current_app.config["WEBHOOK_DELIVERY_TIMEOUT"] * 2)
+
+
+@admin_blp.route("/deliveries/run", methods=["GET"])
+@admin_blp.response(200, RunResultSchema)
+@admin_auth
+@admin_required
+@admin_blp.arguments(RunQuerySchema, location="query", as_kwargs=True)
+def run_deliveries_cron(limit):
+    """The same as POST, for Vercel Cron (which only sends GET, with CRON_SECRET as bearer)."""
+    return deliveries.run_batch(limit, budget=current_app.config["WEBHOOK_DELIVERY_TIMEOUT"] * 2)

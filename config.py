@@ -190,7 +190,40 @@ class Config:
             "KUSTOMER_URL_TEMPLATE": env.get("KUSTOMER_URL_TEMPLATE", "https://api.kustomerapp.com"),
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
             "OPENAPI_REQUIRED": True,
+            **webhook_settings(env),
         }
+
+
+# Webhook signing secrets: one that is set but empty would make every signature check meaningless
+# (an HMAC with an empty key is computable by anyone), so it refuses start-up (design §6 rule 5).
+SIGNING_SECRETS = ("MESSENGER_APP_SECRET", "MESSENGER_VERIFY_TOKEN", "TWILIO_AUTH_TOKEN",
+                   "SHOPIFY_ADMIN_API_SECRET", "WEBHOOK_SIGNING_KEY")
+
+
+def webhook_settings(env: Mapping[str, str]) -> dict:
+    """Receiving provider webhooks (``webhooks/``) and delivering to orgs (``app/deliveries.py``)."""
+    for name in SIGNING_SECRETS:
+        if name in env and env[name].strip() == "":
+            raise ConfigError(f"{name} is set but empty: webhook signatures cannot be checked with an empty secret")
+    public_base_url = (env.get("PUBLIC_BASE_URL") or "").strip() or None
+    if public_base_url is not None:
+        public_base_url = public_base_url.rstrip("/")
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?", public_base_url, re.ASCII):
+            raise ConfigError("PUBLIC_BASE_URL must be an http(s) URL without query or fragment, "
+                              "e.g. https://switchboard.example.com")
+    signing_key = env.get("WEBHOOK_SIGNING_KEY") or None
+    if signing_key is not None and len(signing_key.strip()) < 32:
+        raise ConfigError("WEBHOOK_SIGNING_KEY must be at least 32 characters long")
+    return {
+        # The URL providers call us at (Twilio signs the full URL: behind a TLS-terminating proxy
+        # the request's own URL is not the one it signed).
+        "PUBLIC_BASE_URL": public_base_url,
+        # The server key every org endpoint's signing secret is derived from (HMAC; nothing
+        # reversible is stored). Unset: orgs cannot set an endpoint (503).
+        "WEBHOOK_SIGNING_KEY": Secret(signing_key.strip()) if signing_key else None,
+        # One delivery attempt to an org endpoint, all included.
+        "WEBHOOK_DELIVERY_TIMEOUT": env_float(env, "WEBHOOK_DELIVERY_TIMEOUT", 10.0, minimum=0.1),
+    }
 
 
 def postgres_engine_options(db_url: str, timeout: float) -> dict:

@@ -17,7 +17,8 @@ from config import Config, Credentials, environ
 
 
 def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
-    from app import api, cli, errors, idempotency, inbound, logs, proxy, ratelimit
+    import webhooks
+    from app import api, cli, deliveries, errors, idempotency, inbound, logs, proxy, ratelimit
     from app.extensions import db, init_db, migrate
     from app.outbound import Outbound
     from app.providers import check_credentials, credential_specs
@@ -33,7 +34,8 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     check_credentials(credentials)
     app.extensions["credentials"] = credentials
     admin_key = app.config.get("ADMIN_API_KEY")
-    logs.init_app(app, credentials.all_secrets() + ([admin_key.reveal()] if admin_key else []))
+    signing_key = app.config.get("WEBHOOK_SIGNING_KEY")
+    logs.init_app(app, credentials.all_secrets() + [s.reveal() for s in (admin_key, signing_key) if s])
 
     init_db(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
@@ -46,6 +48,8 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     errors.init_app(app)
     proxy.init_app(app)
     api.init_app(app)
+    webhooks.init_app(app)  # /webhooks/<provider>: outside /api/v1, no key, no per-org limit
+    deliveries.init_app(app)
     inbound.init_app(app)  # after the blueprints: it reads which endpoints take a JSON body
     cli.init_app(app)
     return app

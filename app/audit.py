@@ -39,6 +39,10 @@ class Action(str, enum.Enum):
     INTEGRATION_TESTED = "integration.tested"
     PROXY_REQUEST = "proxy.request"
     AUTH_FAILED = "auth.failed"
+    WEBHOOK_RECEIVED = "webhook.received"
+    WEBHOOK_ENDPOINT_SET = "webhook_endpoint.set"
+    WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted"
+    EVENT_REDELIVERY = "event.redelivery"
 
 
 def record(

@@ -355,3 +355,22 @@ class IdempotencyKeyInProgress(Conflict):
 
     code = "idempotency_key_in_progress"
     title = "Idempotency key in use"
+
+
+# --- Webhooks (webhooks/, app/deliveries.py) -------------------------------------------------------
+
+
+class WebhookSignatureInvalid(SwitchboardError):
+    """401 invalid_signature: a provider webhook whose signature is missing or wrong (nothing stored)."""
+
+    status = 401
+    code = "invalid_signature"
+    title = "Invalid webhook signature"
+
+
+class WebhooksNotConfigured(SwitchboardError):
+    """503 webhooks_not_configured: WEBHOOK_SIGNING_KEY is unset, so no endpoint secret can be made."""
+
+    status = 503
+    code = "webhooks_not_configured"
+    title = "Webhook delivery not configured"

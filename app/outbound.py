@@ -206,7 +206,28 @@ _watchdog = _Watchdog()
 _current = threading.local()  # .ticket: the running call's ticket, for the connection to fill
 
 
+class AddressRefused(Exception):
+    """The connection reached an address the call's ``peer_check`` refuses (nothing was sent)."""
+
+
+def _checked_new_conn(self):
+    """Open the socket, then let the running call's ``peer_check`` judge the address actually
+    connected to (DNS may answer differently than when a URL was accepted): nothing, not even a
+    TLS hello, is sent to a refused address."""
+    sock = HTTPConnection._new_conn(self)  # urllib3 2: HTTPSConnection inherits it
+    check = getattr(_current, "peer_check", None)
+    if check is not None:
+        try:
+            check(sock.getpeername()[0])
+        except BaseException:
+            sock.close()
+            raise
+    return sock
+
+
 class _WatchedHTTPConnection(HTTPConnection):
+    _new_conn = _checked_new_conn
+
     def getresponse(self, *args, **kwargs):
         ticket = getattr(_current, "ticket", None)
         if ticket is not None:
@@ -217,6 +238,7 @@ class _WatchedHTTPConnection(HTTPConnection):
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
+    _new_conn = _checked_new_conn
     getresponse = _WatchedHTTPConnection.getresponse
 
 
@@ -281,13 +303,21 @@ class Outbound:
         headers: dict[str, str],
         json: object = None,
         data: dict | None = None,
+        content: bytes | None = None,
         idempotent: bool,
         classify: Callable[[Response], Retry | None] | None = None,
         deadline: float | None = None,
+        peer_check: Callable[[str], None] | None = None,
+        any_status: bool = False,
     ) -> Outcome:
         """One provider call within ``deadline`` (a ``time.monotonic()`` instant; by default
         ``HTTP_DEADLINE`` from now — a provider passes its own when several calls, such as a token
-        grant and the query it serves, share one request's budget)."""
+        grant and the query it serves, share one request's budget).
+
+        ``peer_check(ip)`` raises ``AddressRefused`` for an address a new connection must not use
+        (org webhook endpoints: app/deliveries.py). ``any_status``: every non-3xx answer is
+        returned as it is, 429 and 5xx included, never retried here (the caller keeps its own
+        schedule)."""
         check_url(url, expected, provider)
         headers = dict(headers)
         body = None
@@ -297,16 +327,20 @@ class Outbound:
         elif data is not None:
             body = urlencode(data).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif content is not None:
+            body = content  # sent byte for byte (a signed body); the caller sets Content-Type
         started = time.monotonic()
         if deadline is None:
             deadline = started + self.deadline
         ticket = _watchdog.arm(deadline)
         _current.ticket = ticket
+        _current.peer_check = peer_check
         try:
             return self._attempts(provider, method, url, body, headers, idempotent, classify,
-                                  started, deadline, ticket)
+                                  started, deadline, ticket, any_status)
         finally:
             _current.ticket = None
+            _current.peer_check = None
             _watchdog.disarm(ticket)
 
     def _exchange(self, provider, method, url, body, headers, timeout, deadline, ticket) -> Response:
@@ -328,7 +362,7 @@ class Outbound:
         return response
 
     def _attempts(self, provider, method, url, body, headers, idempotent, classify,
-                  started, deadline, ticket) -> Outcome:
+                  started, deadline, ticket, any_status=False) -> Outcome:
         attempt = 0
         while True:
             attempt += 1
@@ -363,7 +397,7 @@ class Outbound:
                 if 300 <= response.status_code < 400:
                     raise UpstreamBadResponse(provider, f"{provider} answered with a redirect, which is never followed.")
                 verdict = classify(response) if classify else None
-                if response.status_code in RETRY_STATUSES or verdict is not None:
+                if not any_status and (response.status_code in RETRY_STATUSES or verdict is not None):
                     hinted = verdict.after if verdict else retry_after_seconds(response.headers.get("Retry-After"))
                     if response.status_code == 429 or verdict is not None:
                         failure = UpstreamRateLimited(provider, int(round(hinted or 1)))

@@ -31,6 +31,9 @@ PROVIDER_ENV = {
     "TWILIO_AUTH_TOKEN": "contract-twilio-token",
     "STRIPE_SECRET_KEY": "contract-stripe-key",
     "OPENAI_API_KEY": "contract-openai-key",
+    # Webhooks: endpoints can be set, and signed Shopify deliveries make events to page through.
+    "WEBHOOK_SIGNING_KEY": "contract-webhook-signing-key-0123456789",
+    "SHOPIFY_ADMIN_API_SECRET": "contract-shopify-client-secret",
 }
 MUG = "8915061031187"
 
@@ -69,6 +72,7 @@ def _setup(base: str) -> dict:
         return value
 
     integrations_cursor = cursor("/api/v1/integrations?limit=1", headers)
+    _shopify_webhooks(base, PROVIDER_ENV["SHOPIFY_ADMIN_API_SECRET"])
     return {
         "org_key": key["key"], "admin_org": other["id"], "admin_key_id": other_key["id"],
         "integration_id": connected["id"],
@@ -82,8 +86,26 @@ def _setup(base: str) -> dict:
             "admin_list_keys": cursor(f"/api/v1/admin/organizations/{other['id']}/api-keys?limit=1"),
             "admin_list_integrations": cursor("/api/v1/admin/integrations?status=connected&limit=1"),
             "admin_audit_logs": cursor("/api/v1/admin/audit-logs?limit=1"),
+            "events_list_events": cursor("/api/v1/events?limit=1", headers),
+            "admin_all_events": cursor("/api/v1/admin/events?limit=1"),
         },
     }
+
+
+def _shopify_webhooks(base: str, secret: str) -> None:
+    """Two signed store events for the connected demo-store: the org's event list has a page 2."""
+    import base64
+    import hashlib
+    import hmac
+
+    for number in (1, 2):
+        body = json.dumps({"id": number, "name": f"#100{number}"}).encode()
+        digest = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+        response = requests.post(base + "/webhooks/shopify", data=body, timeout=10, headers={
+            "X-Shopify-Hmac-Sha256": digest, "X-Shopify-Topic": "orders/create",
+            "X-Shopify-Shop-Domain": "demo-store.myshopify.com", "X-Shopify-Webhook-Id": f"contract-{number}",
+            "Content-Type": "application/json"})
+        assert response.status_code == 200, response.text
 
 
 def _config(ids: dict) -> str:
@@ -141,6 +163,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-operation-id = "kustomer_add_note"
 # The same for the note's body.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "events_put_endpoint"
+# A well-formed URL whose host does not resolve, or resolves to a non-public address: 422 unsafe_webhook_url.
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]

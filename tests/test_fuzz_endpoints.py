@@ -57,7 +57,10 @@ SKIP_METHODS = {"HEAD", "OPTIONS"}
 
 
 def _setup(make_app):
-    app = make_app(ORG_RATE_LIMIT="1000000/minute", HTTP_MAX_RETRIES="0")  # upstream verdicts, not retries
+    from tests.webhooks_support import ENV as WEBHOOK_ENV  # webhooks and endpoints configured (not 503)
+
+    app = make_app(ORG_RATE_LIMIT="1000000/minute", HTTP_MAX_RETRIES="0",  # upstream verdicts, not retries
+                   **WEBHOOK_ENV)
     client = app.test_client()
     headers = org_headers(client, "acme")
     connected = client.put("/api/v1/integrations/shopify", json={"account_identifier": {"storeName": "demo-store"}},
@@ -68,6 +71,7 @@ def _setup(make_app):
         "provider": "shopify", "product_id": "1", "order_ref": "1001", "org_ref": "acme",
         "key_id": spare["id"], "integration_id": connected.json["id"], "filename": "x.txt",
         "customer_id": "0" * 24, "conversation_id": "0" * 24,
+        "event_id": "00000000-0000-4000-8000-000000000000", "source": "shopify",
     }
     return app, client, headers, benign
 

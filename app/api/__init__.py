@@ -83,7 +83,7 @@ def _document_identifiers(api) -> None:
 
 def init_app(app) -> None:
     from app import providers
-    from app.api import admin, catalog, health, org  # noqa: F401 (catalog adds admin routes)
+    from app.api import admin, catalog, events, health, org  # noqa: F401 (catalog, events add admin routes)
 
     app.config.setdefault("API_TITLE", "Switchboard")
     app.config.setdefault("API_VERSION", "v1")
@@ -109,6 +109,7 @@ def init_app(app) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_assets)
     api.register_blueprint(org.blp)
+    api.register_blueprint(events.blp)
     api.register_blueprint(admin.blp)
     providers.init_app(app, api)
     for response in api.spec.components.responses.values():

@@ -37,16 +37,18 @@ STATUS_CODES = {
     403: ("Forbidden", ["organization_suspended", "forbidden"]),
     404: ("Not found", ["not_found", "organization_not_found", "api_key_not_found", "integration_not_found",
                         "unknown_provider", "product_not_found", "order_not_found", "customer_not_found",
-                        "conversation_not_found"]),
-    409: ("Conflict", ["conflict", "slug_taken", "account_claimed", "integration_not_connected", "not_pending"]),
+                        "conversation_not_found", "webhook_endpoint_not_set", "event_not_found"]),
+    409: ("Conflict", ["conflict", "slug_taken", "account_claimed", "integration_not_connected", "not_pending",
+                          "delivery_in_progress"]),
     413: ("Payload too large", ["payload_too_large"]),
     415: ("Unsupported media type", ["unsupported_media_type"]),
-    422: ("Invalid request", ["validation_error", "invalid_cursor", "account_not_reachable"]),
+    422: ("Invalid request", ["validation_error", "invalid_cursor", "account_not_reachable",
+                              "unsafe_webhook_url"]),
     429: ("Too many requests", ["rate_limited", "upstream_rate_limited"]),
     501: ("Not implemented", ["check_unavailable"]),
     502: ("Bad gateway", ["upstream_bad_response", "upstream_unreachable", "upstream_auth_failed"]),
     503: ("Unavailable", ["database_unavailable", "shared_state_unavailable", "audit_unavailable",
-                          "admin_not_configured", "provider_not_configured"]),
+                          "admin_not_configured", "provider_not_configured", "webhooks_not_configured"]),
     504: ("Gateway timeout", ["upstream_timeout"]),
 }
 
@@ -75,6 +77,7 @@ PATH_PATTERNS = {
                 "description": "the organization's id or slug"},
     "key_id": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
     "integration_id": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
+    "event_id": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
     "product_id": {"type": "string", "pattern": r"^[1-9][0-9]{0,19}$", "description": "numeric product id"},
     "order_ref": {"type": "string", "pattern": r"^(?:[1-9][0-9]{0,19}|#[A-Za-z0-9-]{1,32})$",
                   "description": "numeric order id, or the order name such as `#1001` (sent as `%231001`)"},
@@ -88,7 +91,9 @@ CALLS_PROVIDER = {("put", template) for template in CONNECT_TEMPLATES} | {
     ("post", "/api/v1/integrations/{provider}/test")}
 # Statuses particular to one operation.
 EXTRA_STATUSES = {("post", "/api/v1/integrations/{provider}/test"): {501},
-                  ("get", "/api/v1/kustomer/customers"): {404}}  # customer_not_found
+                  ("get", "/api/v1/kustomer/customers"): {404},  # customer_not_found
+                  # no endpoint set yet (webhook_endpoint_not_set)
+                  ("get", "/api/v1/webhook-endpoint"): {404}, ("delete", "/api/v1/webhook-endpoint"): {404}}
 
 
 class OperationIds(BasePlugin):

@@ -5,5 +5,7 @@ from app.models.audit_log import AuditLog
 from app.models.idempotency_key import IdempotencyKey
 from app.models.integration import Integration
 from app.models.organization import Organization
+from app.models.webhook import Delivery, InboundEvent, WebhookEndpoint
 
-__all__ = ["ApiKey", "AuditLog", "IdempotencyKey", "Integration", "Organization"]
+__all__ = ["ApiKey", "AuditLog", "Delivery", "IdempotencyKey", "InboundEvent", "Integration", "Organization",
+           "WebhookEndpoint"]

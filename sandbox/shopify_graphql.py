@@ -199,7 +199,7 @@ type DraftOrder implements Node {
   legacyResourceId: UnsignedInt64!
   lineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): DraftOrderLineItemConnection!
   name: String!
-  note: String
+  note2: String  # Shopify's name for the draft's note (DraftOrderInput says `note`)
   order: Order
   ready: Boolean!
   status: DraftOrderStatus!
@@ -1073,7 +1073,7 @@ class ShopView:
         draft = {
             "__typename": "DraftOrder", "_id": did, "id": gid("DraftOrder", did), "legacyResourceId": str(did),
             "name": f"#D{len(self.draft_orders) + 1}", "status": "OPEN", "ready": True, "email": email,
-            "note": input.get("note"), "createdAt": "2026-10-20T12:00:00Z", "invoiceSentAt": None, "order": None,
+            "note2": input.get("note"), "createdAt": "2026-10-20T12:00:00Z", "invoiceSentAt": None, "order": None,
             "invoiceUrl": f"https://{self.handle}.myshopify.com/{self.shop['id'].rsplit('/', 1)[-1]}"
                           f"/invoices/{did:x}",
             "totalPriceSet": _money_bag(f"{total:.2f}", self.currency),

@@ -75,8 +75,10 @@ PATH_PATTERNS = {
     "key_id": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
     "integration_id": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
     "product_id": {"type": "string", "pattern": r"^[1-9][0-9]{0,19}$", "description": "numeric product id"},
-    "order_ref": {"type": "string", "pattern": r"^(?:[1-9][0-9]{0,19}|#[A-Za-z0-9-]{1,32})$",
-                  "description": "numeric order id, or the order name such as `#1001` (sent as `%231001`)"},
+    "order_ref": {"type": "string", "pattern": r"^(?:[1-9][0-9]{0,19}|#?[A-Za-z0-9][A-Za-z0-9-]{0,31})$",
+                  "description": "numeric order id, or the order name in any form: `#1001` (sent as `%231001`), "
+                                 "`EN1001`, `1001-A`"},
+    "draft_order_id": {"type": "string", "pattern": r"^[1-9][0-9]{0,19}$", "description": "numeric draft order id"},
 }
 
 # Operations that call a provider besides the provider blueprints' own (/api/v1/<provider>/…).

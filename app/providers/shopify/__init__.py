@@ -36,7 +36,10 @@ provider = Provider(
     credentials=CREDENTIALS,
     docs_url="https://shopify.dev/docs/api/admin-graphql",
     actions=["GET /api/v1/shopify/products", "GET /api/v1/shopify/products/{product_id}",
-             "GET /api/v1/shopify/orders/{order_ref}"],
+             "GET /api/v1/shopify/orders/{order_ref}", "GET /api/v1/shopify/customers",
+             "GET /api/v1/shopify/inventory", "POST /api/v1/shopify/draft-orders",
+             "GET /api/v1/shopify/draft-orders/{draft_order_id}",
+             "GET /api/v1/shopify/draft-orders/{draft_order_id}/invoice-url", "POST /api/v1/shopify/cart-links"],
     blueprint=blp,
     verify=verify,
 )

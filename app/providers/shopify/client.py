@@ -111,10 +111,12 @@ class ShopifyClient:
         return token, float(ttl)
 
     def graphql(self, shop: str, document: str, variables: dict | None = None, *,
-                caller_fields: dict[str, str] | None = None) -> dict:
+                caller_fields: dict[str, str] | None = None, withheld: list[str] | None = None) -> dict:
         """Run ``document``; the ``data`` object. ``caller_fields`` maps the variables whose values
         the caller chose to the request fields they came from, so that Shopify's verdict on one
-        of them is the caller's 422, not Shopify's 502."""
+        of them is the caller's 422, not Shopify's 502. With a ``withheld`` list, fields Shopify
+        refused to show (protected customer data, a missing scope) are named in it and the rest
+        of the answer is returned; without one, any ``errors`` entry fails the call."""
         deadline = time.monotonic() + self.outbound.deadline  # one budget: token grant, query, retry
         base, expected = self.base_url(shop)
         for last_try in (False, True):
@@ -146,9 +148,13 @@ class ShopifyClient:
         cost = _obj(_obj(payload.get("extensions")).get("cost"))
         if "actualQueryCost" in cost:
             note(query_cost=cost["actualQueryCost"])  # note() keeps it only if it is a sane number
-        if payload.get("errors"):
-            _refused(payload["errors"], variables or {}, caller_fields or {})
         data = payload.get("data")
+        if payload.get("errors"):
+            refused = _withheld(payload["errors"]) if withheld is not None and isinstance(data, dict) else None
+            if refused is None:
+                _refused(payload["errors"], variables or {}, caller_fields or {})
+            withheld.extend(name for name in refused if name not in withheld)
+            note(withheld=",".join(withheld)[:200])
         if not isinstance(data, dict):
             raise UpstreamBadResponse(NAME, "Shopify's answer had no data.")
         return data
@@ -180,6 +186,37 @@ def _refused(errors, variables: dict, caller_fields: dict[str, str]):
             if variable in caller_fields and variables.get(variable) is not None and pattern.search(message):
                 raise ValidationFailed(caller_fields[variable], explanation)
     raise UpstreamBadResponse(NAME, "Shopify rejected the query.")
+
+
+# Shopify's names for what it withholds → ours. Protected customer data: the field is null with an
+# ``errors`` entry (message and path, no documented code); a missing scope: ``ACCESS_DENIED``.
+# https://shopify.dev/docs/apps/launch/protected-customer-data, https://shopify.dev/docs/api/usage/access-scopes
+_WITHHELD_NAMES = {"defaultEmailAddress": "email", "defaultPhoneNumber": "phone", "firstName": "first_name",
+                   "lastName": "last_name", "customerByIdentifier": "customer", "inventoryItem": "inventory",
+                   "draftOrder": "draft_order", "draftOrderCreate": "draft_order"}
+_NOT_APPROVED = re.compile(r"\bnot approved to (?:access|use)\b|\baccess denied\b", re.IGNORECASE)
+
+
+def _withheld(errors) -> list[str] | None:
+    """The fields an ``errors`` list withholds, or None when any entry is something else (then
+    the call fails as before: our documents are fixed, other errors are Shopify's)."""
+    names = []
+    for error in errors if isinstance(errors, list) else [errors]:
+        if not isinstance(error, dict):
+            return None
+        extensions = error.get("extensions") if isinstance(error.get("extensions"), dict) else {}
+        message = error.get("message") if isinstance(error.get("message"), str) else ""
+        path = error.get("path")
+        if not (isinstance(path, list) and path and (extensions.get("code") == "ACCESS_DENIED"
+                                                     or _NOT_APPROVED.search(message))):
+            return None
+        field = next((p for p in reversed(path) if isinstance(p, str)), None)
+        if field is None or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", field):
+            return None
+        name = _WITHHELD_NAMES.get(field, field)
+        if name not in names:
+            names.append(name)
+    return names
 
 
 def _json(response: Response) -> dict:

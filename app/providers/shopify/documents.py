@@ -38,3 +38,66 @@ FIND_ORDER = (
     "query FindOrderByName($query: String!) { orders(first: 1, query: $query) {"
     " nodes { ...OrderFields } } }" + ORDER_FIELDS
 )
+
+# Order names are not always "#1001" (EN1001, 1001-A) and ``name:`` is a token search, not an
+# exact one: fetch a page of (id, name) pairs cheaply, pick the exact name, then fetch that order.
+FIND_ORDER_NAMES = (
+    "query FindOrderNames($query: String!) { orders(first: 50, query: $query) { nodes { id name } } }"
+)
+
+_ORDER_SUMMARY = """
+fragment OrderSummary on Order {
+  id legacyResourceId name createdAt cancelledAt displayFinancialStatus displayFulfillmentStatus
+  totalPriceSet { shopMoney { amount currencyCode } }
+}"""
+RECENT_ORDERS = 5
+FIND_CUSTOMER = (
+    "query FindCustomer($identifier: CustomerIdentifierInput!) {"
+    " customerByIdentifier(identifier: $identifier) {"
+    " id legacyResourceId displayName firstName lastName createdAt numberOfOrders tags"
+    " defaultEmailAddress { emailAddress } defaultPhoneNumber { phoneNumber }"
+    f" orders(first: {RECENT_ORDERS}, sortKey: CREATED_AT, reverse: true) {{ nodes {{ ...OrderSummary }} }} }} }}"
+    + _ORDER_SUMMARY
+)
+
+_INVENTORY_FIELDS = """
+fragment InventoryFields on ProductVariant {
+  id legacyResourceId sku title displayName availableForSale inventoryQuantity
+  product { legacyResourceId title }
+  inventoryItem { tracked inventoryLevels(first: 20) {
+    nodes { location { legacyResourceId name } quantities(names: ["available"]) { name quantity } } } }
+}"""
+# ``sku:`` is tokenised too: several variants may come back; the exact SKU is picked by us. Five
+# variants × 20 locations keeps the query well under the 1,000-point single-query limit.
+FIND_VARIANTS_BY_SKU = (
+    "query VariantsBySku($query: String!) { productVariants(first: 5, query: $query) {"
+    " nodes { ...InventoryFields } } }" + _INVENTORY_FIELDS
+)
+GET_VARIANT_INVENTORY = (
+    "query VariantInventory($id: ID!) { productVariant(id: $id) { ...InventoryFields } }" + _INVENTORY_FIELDS
+)
+
+CART_VARIANTS = (
+    "query CartVariants($ids: [ID!]!) { nodes(ids: $ids) { ... on ProductVariant {"
+    " id legacyResourceId title displayName availableForSale inventoryPolicy inventoryQuantity } } }"
+)
+
+_DRAFT_ORDER_FIELDS = """
+fragment DraftOrderFields on DraftOrder {
+  id legacyResourceId name status email invoiceUrl ready createdAt
+  totalPriceSet { shopMoney { amount currencyCode } }
+  lineItems(first: 100) { nodes { title quantity sku variant { legacyResourceId } } }
+}"""
+# A mutation: never re-sent blindly (ShopifyClient.graphql sends only queries as idempotent).
+CREATE_DRAFT_ORDER = (
+    "mutation CreateDraftOrder($input: DraftOrderInput!) { draftOrderCreate(input: $input) {"
+    " draftOrder { ...DraftOrderFields } userErrors { field message } } }" + _DRAFT_ORDER_FIELDS
+)
+GET_DRAFT_ORDER = (
+    "query GetDraftOrder($id: ID!) { draftOrder(id: $id) { ...DraftOrderFields } }" + _DRAFT_ORDER_FIELDS
+)
+GET_DRAFT_ORDER_INVOICE = "query GetDraftOrderInvoice($id: ID!) { draftOrder(id: $id) { id invoiceUrl } }"
+
+# Every document Switchboard sends (tests/test_shopify_schema.py validates each against the real schema).
+ALL = {name: value for name, value in dict(globals()).items()
+       if name.isupper() and isinstance(value, str) and value.lstrip().startswith(("query", "mutation"))}

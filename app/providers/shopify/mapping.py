@@ -148,7 +148,12 @@ def _line_item_out(value) -> dict:
     }
 
 
-def order_out(value) -> dict:
+# 2026-10: an order with nothing left to fulfil (cancelled or refunded before any fulfillment).
+# Shopify treats its enums as open sets; any status we do not know is passed through as given.
+FULFILLMENT_NOT_REQUIRED = "FULFILLMENT_NOT_REQUIRED"
+
+
+def order_out(value, withheld: list[str] | None = None) -> dict:
     node = _obj(value)
     fulfillments = []
     for item in _list(node.get("fulfillments")):
@@ -175,4 +180,117 @@ def order_out(value) -> dict:
         "tracking_numbers": [t["number"] for t in tracking if t["number"]],
         "tracking_urls": [t["url"] for t in tracking if t["url"]],
         "line_items": [_line_item_out(li) for li in _list(_obj(node.get("lineItems")).get("nodes"))],
+        # Before 2026-10 the same order said UNFULFILLED: cancelled with no fulfillment means the same.
+        "fulfillment_required": not (
+            _str(node.get("displayFulfillmentStatus")) == FULFILLMENT_NOT_REQUIRED
+            or (node.get("cancelledAt") is not None and not fulfillments
+                and _str(node.get("displayFulfillmentStatus")) == "UNFULFILLED")),
+        "withheld": list(withheld or []),
+    }
+
+
+def _order_names(data: dict) -> list[tuple[str, str]]:
+    """(gid, name) of each order in an ``orders`` page."""
+    pairs = []
+    for value in _list(_obj(data.get("orders")).get("nodes")):
+        node = _obj(value)
+        pairs.append((_str(node.get("id")) or "", _str(node.get("name")) or ""))
+    return pairs
+
+
+def exact_order_gid(data: dict, ref: str) -> str | None:
+    """The order whose name is exactly ``ref`` (case-insensitively) anywhere on the page — ``name:``
+    is a token search, so the exact one need not come first. ``1001`` also finds ``#1001``."""
+    pairs = _order_names(data)
+    for wanted in (ref, "#" + ref) if not ref.startswith("#") else (ref,):
+        for gid, name in pairs:
+            if name.lower() == wanted.lower() and gid:
+                return gid
+    return None
+
+
+def order_summary_out(value) -> dict:
+    node = _obj(value)
+    return {
+        "id": _id(node.get("legacyResourceId")),
+        "name": _str(node.get("name")),
+        "created_at": _str(node.get("createdAt")),
+        "cancelled_at": _str(node.get("cancelledAt")),
+        "financial_status": _str(node.get("displayFinancialStatus")),
+        "fulfillment_status": _str(node.get("displayFulfillmentStatus")),
+        "total": _money(_obj(node.get("totalPriceSet")).get("shopMoney")),
+    }
+
+
+def customer_out(value, withheld: list[str]) -> dict:
+    node = _obj(value)
+    number = _str(node.get("numberOfOrders")) if isinstance(node.get("numberOfOrders"), str) else _int(
+        node.get("numberOfOrders"))
+    return {
+        "id": _id(node.get("legacyResourceId")),
+        "gid": _str(node.get("id")),
+        "display_name": _str(node.get("displayName")),
+        "first_name": _str(node.get("firstName")),
+        "last_name": _str(node.get("lastName")),
+        "email": _str(_obj(node.get("defaultEmailAddress")).get("emailAddress")),
+        "phone": _str(_obj(node.get("defaultPhoneNumber")).get("phoneNumber")),
+        "created_at": _str(node.get("createdAt")),
+        "tags": [_str(tag) for tag in _list(node.get("tags"))],
+        "number_of_orders": int(_id(number)) if number not in (None, "0", 0) else 0,
+        "recent_orders": [order_summary_out(o) for o in _list(_obj(node.get("orders")).get("nodes"))],
+        "withheld": list(withheld),
+    }
+
+
+def exact_sku(data: dict, sku: str) -> dict | None:
+    """The variant whose SKU is exactly ``sku`` (``sku:`` is tokenised; the first exact one wins)."""
+    for value in _list(_obj(data.get("productVariants")).get("nodes")):
+        node = _obj(value)
+        if (_str(node.get("sku")) or "") == sku:
+            return node
+    return None
+
+
+def inventory_out(value, withheld: list[str]) -> dict:
+    node = _obj(value)
+    product = _obj(node.get("product"))
+    item = _obj(node.get("inventoryItem"))
+    locations = []
+    for level_value in _list(_obj(item.get("inventoryLevels")).get("nodes")):
+        level = _obj(level_value)
+        location = _obj(level.get("location"))
+        available = None
+        for q in _list(level.get("quantities")):
+            q = _obj(q)
+            if _str(q.get("name")) == "available":
+                available = _int(q.get("quantity"))
+        locations.append({"location_id": _id(location.get("legacyResourceId")),
+                          "name": _str(location.get("name")), "available": available})
+    return {
+        "variant_id": _id(node.get("legacyResourceId")),
+        "sku": _str(node.get("sku")),
+        "title": _str(node.get("displayName")) or _str(node.get("title")),
+        "product_id": _id(product.get("legacyResourceId")),
+        "available_for_sale": _bool(node.get("availableForSale")),
+        "tracked": _bool(item.get("tracked")) if item else None,
+        "available": sum(loc["available"] or 0 for loc in locations) if item else _int(node.get("inventoryQuantity")),
+        "locations": locations,
+        "withheld": list(withheld),
+    }
+
+
+def draft_order_out(value, withheld: list[str] | None = None) -> dict:
+    node = _obj(value)
+    return {
+        "id": _id(node.get("legacyResourceId")),
+        "gid": _str(node.get("id")),
+        "name": _str(node.get("name")),
+        "status": _str(node.get("status")),
+        "email": _str(node.get("email")),
+        "invoice_url": _str(node.get("invoiceUrl")),
+        "ready": _bool(node.get("ready")),
+        "created_at": _str(node.get("createdAt")),
+        "total": _money(_obj(node.get("totalPriceSet")).get("shopMoney")),
+        "line_items": [_line_item_out(li) for li in _list(_obj(node.get("lineItems")).get("nodes"))],
+        "withheld": list(withheld or []),
     }

@@ -67,6 +67,7 @@ def _setup(make_app):
     benign = {
         "provider": "shopify", "product_id": "1", "order_ref": "1001", "org_ref": "acme",
         "key_id": spare["id"], "integration_id": connected.json["id"], "filename": "x.txt",
+        "draft_order_id": "1",
     }
     return app, client, headers, benign
 

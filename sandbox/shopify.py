@@ -11,6 +11,7 @@ Test controls live under ``/__sandbox__/`` (a prefix Shopify never uses) and are
 
     POST /__sandbox__/faults   {"kind", "times", "shop", "endpoint", ...params}
     POST /__sandbox__/reset
+    POST /__sandbox__/shops/{shop}/settings   {"protected_customer_data"?: bool, "scopes"?: "a,b"}
     POST /__sandbox__/expire-tokens   {"shop"?}
     GET  /__sandbox__/received
 
@@ -74,7 +75,7 @@ from flask import Flask, Request, Response, request
 from . import shopify_graphql as gql
 
 DATA_FILE = Path(__file__).with_name("data") / "shopify.json"
-DEFAULT_SCOPE = "read_products,read_orders,read_inventory"
+DEFAULT_SCOPE = "read_products,read_orders,read_inventory,read_customers,write_draft_orders"
 
 INVALID_TOKEN_BODY = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
 NOT_FOUND_BODY = {"errors": "Not Found"}
@@ -154,7 +155,10 @@ class ShopifyEmulator:
         self.grant_shops = set(grant_shops) if grant_shops is not None else None
         self.max_query_cost = max_query_cost
         self.clock = clock
-        self.views = gql.load_views(data if data is not None else load_demo_data())
+        self._data = data if data is not None else load_demo_data()
+        self.views = gql.load_views(self._data)
+        # Per shop: {"protected_customer_data": bool, "scopes": "a,b"} (see ``configure``).
+        self.shop_settings: dict[str, dict] = {}
 
         self.received: list[dict] = []
         self.grants: Counter[str] = Counter()
@@ -196,9 +200,25 @@ class ShopifyEmulator:
                 {"kind": kind, "times": int(times), "shop": shop, "endpoint": endpoint, "params": params}
             )
 
-    def reset(self) -> None:
-        """Forget received requests, grant counts, queued faults and rate-limit buckets."""
+    def configure(self, shop: str, *, protected_customer_data: bool | None = None,
+                  scopes: str | None = None) -> None:
+        """How ``shop`` answers this app: ``protected_customer_data=False`` withholds customers'
+        names, emails and phones (null + an ``errors`` entry, as Shopify does for an app without
+        approval); ``scopes`` (comma-separated) replaces the granted access scopes (a field that
+        needs another is null + ``ACCESS_DENIED``). ``reset()`` restores the defaults."""
         with self._lock:
+            settings = self.shop_settings.setdefault(shop, {})
+            if protected_customer_data is not None:
+                settings["protected_customer_data"] = bool(protected_customer_data)
+            if scopes is not None:
+                settings["scopes"] = scopes
+
+    def reset(self) -> None:
+        """Forget received requests, grant counts, queued faults, rate-limit buckets, per-shop
+        settings and created draft orders."""
+        with self._lock:
+            self.shop_settings.clear()
+            self.views = gql.load_views(self._data)
             self.received.clear()
             self.grants.clear()
             self._faults.clear()
@@ -265,6 +285,15 @@ class ShopifyEmulator:
             except (TypeError, ValueError) as exc:
                 return _json({"error": str(exc)}, 400)
             return _json({"ok": True}, 201)
+
+        @app.post("/__sandbox__/shops/<shop>/settings")
+        def settings(shop: str) -> Response:
+            spec = dict(request.environ["sandbox.body"]["json"] or {})
+            try:
+                self.configure(shop, **spec)
+            except TypeError as exc:
+                return _json({"error": str(exc)}, 400)
+            return _json({"ok": True})
 
         @app.post("/__sandbox__/reset")
         def reset() -> Response:
@@ -441,7 +470,15 @@ class ShopifyEmulator:
                 )
             bucket.level -= requested  # reserve the requested cost ...
 
-        body, actual = gql.execute_prepared(prepared, view)
+        with self._lock:
+            settings = dict(self.shop_settings.get(shop, {}))
+        context = {
+            "version": version,
+            "scopes": set(settings.get("scopes", self.scope).split(",")),
+            "protected_customer_data": settings.get("protected_customer_data", True),
+        }
+        with self._lock:  # draftOrderCreate changes the shop's data: one operation at a time
+            body, actual = gql.execute_prepared(prepared, view, context)
 
         with self._lock:
             bucket = self._bucket(key)

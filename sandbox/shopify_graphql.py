@@ -32,8 +32,8 @@ Search syntax (https://shopify.dev/docs/api/usage/search-syntax)
     lists alternatives for enum-like fields. Products: free text matches title, vendor, tags
     and variant SKUs (case-insensitive substring — a guess; Shopify tokenises words);
     fields ``title``, ``sku``, ``status``, ``vendor``, ``product_type``, ``tag``, ``tag_not``,
-    ``handle``, ``id``. Orders: free text matches name and email; fields ``name`` (``#1001`` or
-    ``1001``), ``email``, ``id``, ``status`` (open/closed/cancelled), ``financial_status``,
+    ``handle``, ``id``. Orders: free text matches name and email; fields ``name`` (token match:
+    ``1001`` finds ``#1001`` and ``1001-A``), ``email``, ``id``, ``status`` (open/closed/cancelled), ``financial_status``,
     ``fulfillment_status``. An unknown field is ignored (guess: Shopify reports a warning in
     ``extensions.search``; we do not). Shopify limits ``orders`` to the last 60 days without
     ``read_all_orders``; the emulator does not.
@@ -68,6 +68,7 @@ from graphql import (
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     VariableNode,
     build_schema,
@@ -89,7 +90,7 @@ DEFAULT_MAX_QUERY_COST = 1000  # "A single query ... cannot exceed a cost of 1,0
 RATE_LIMITS_DOC = "https://shopify.dev/api/usage/rate-limits"
 
 SDL = '''
-schema { query: QueryRoot }
+schema { query: QueryRoot  mutation: Mutation }
 
 scalar DateTime
 scalar Decimal
@@ -101,16 +102,123 @@ scalar UnsignedInt64
 interface Node { id: ID! }
 
 type QueryRoot {
+  customerByIdentifier(identifier: CustomerIdentifierInput!): Customer
+  draftOrder(id: ID!): DraftOrder
   node(id: ID!): Node
+  nodes(ids: [ID!]!): [Node]!
   order(id: ID!): Order
   orders(first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
          sortKey: OrderSortKeys = PROCESSED_AT, query: String, savedSearchId: ID): OrderConnection!
   product(id: ID!): Product
   productVariant(id: ID!): ProductVariant
+  productVariants(first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
+                  sortKey: ProductVariantSortKeys = ID, query: String, savedSearchId: ID): ProductVariantConnection!
   products(first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
            sortKey: ProductSortKeys = ID, query: String, savedSearchId: ID): ProductConnection!
   shop: Shop!
 }
+
+type Mutation {
+  draftOrderCreate(input: DraftOrderInput!): DraftOrderCreatePayload
+}
+
+input CustomerIdentifierInput { emailAddress: String  id: ID  phoneNumber: String }
+
+enum CustomerState { DECLINED DISABLED ENABLED INVITED }
+
+type CustomerEmailAddress { emailAddress: String! }
+type CustomerPhoneNumber { phoneNumber: String! }
+
+type Customer implements Node {
+  createdAt: DateTime!
+  defaultEmailAddress: CustomerEmailAddress
+  defaultPhoneNumber: CustomerPhoneNumber
+  displayName: String!
+  email: String
+  firstName: String
+  id: ID!
+  lastName: String
+  legacyResourceId: UnsignedInt64!
+  numberOfOrders: UnsignedInt64!
+  orders(first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
+         sortKey: OrderSortKeys = ID, query: String): OrderConnection!
+  phone: String
+  state: CustomerState!
+  tags: [String!]!
+}
+
+type Location implements Node {
+  id: ID!
+  isActive: Boolean!
+  legacyResourceId: UnsignedInt64!
+  name: String!
+}
+
+type InventoryQuantity implements Node { id: ID!  name: String!  quantity: Int!  updatedAt: DateTime }
+
+type InventoryLevel implements Node {
+  id: ID!
+  location: Location!
+  quantities(names: [String!]!): [InventoryQuantity!]!
+}
+
+type InventoryLevelConnection { edges: [InventoryLevelEdge!]!  nodes: [InventoryLevel!]!  pageInfo: PageInfo! }
+type InventoryLevelEdge { cursor: String!  node: InventoryLevel! }
+
+type InventoryItem implements Node {
+  id: ID!
+  inventoryLevels(first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
+                  query: String): InventoryLevelConnection!
+  legacyResourceId: UnsignedInt64!
+  sku: String
+  tracked: Boolean!
+}
+
+enum DraftOrderStatus { COMPLETED INVOICE_SENT OPEN }
+
+type DraftOrderLineItem implements Node {
+  id: ID!
+  name: String!
+  originalUnitPriceSet: MoneyBag!
+  quantity: Int!
+  sku: String
+  title: String!
+  variant: ProductVariant
+}
+
+type DraftOrderLineItemConnection { edges: [DraftOrderLineItemEdge!]!  nodes: [DraftOrderLineItem!]!  pageInfo: PageInfo! }
+type DraftOrderLineItemEdge { cursor: String!  node: DraftOrderLineItem! }
+
+type DraftOrder implements Node {
+  createdAt: DateTime!
+  customer: Customer
+  email: String
+  id: ID!
+  invoiceSentAt: DateTime
+  invoiceUrl: URL
+  legacyResourceId: UnsignedInt64!
+  lineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): DraftOrderLineItemConnection!
+  name: String!
+  note2: String  # Shopify's name for the draft's note (DraftOrderInput says `note`)
+  order: Order
+  ready: Boolean!
+  status: DraftOrderStatus!
+  totalPriceSet: MoneyBag!
+}
+
+input DraftOrderLineItemInput { quantity: Int!  variantId: ID }
+input PurchasingEntityInput { customerId: ID }
+input DraftOrderInput {
+  email: String
+  lineItems: [DraftOrderLineItemInput!]
+  note: String
+  purchasingEntity: PurchasingEntityInput
+  tags: [String!]
+}
+
+type UserError { field: [String!]  message: String! }
+
+type DraftOrderCreatePayload { draftOrder: DraftOrder  userErrors: [UserError!]! }
 
 type Shop implements Node {
   contactEmail: String!
@@ -186,6 +294,7 @@ type ProductVariant implements Node {
   createdAt: DateTime!
   displayName: String!
   id: ID!
+  inventoryItem: InventoryItem!
   inventoryPolicy: ProductVariantInventoryPolicy!
   inventoryQuantity: Int
   legacyResourceId: UnsignedInt64!
@@ -248,8 +357,11 @@ enum OrderSortKeys { CREATED_AT CUSTOMER_NAME FINANCIAL_STATUS FULFILLMENT_STATU
                      PROCESSED_AT RELEVANCE TOTAL_PRICE UPDATED_AT }
 enum OrderCancelReason { CUSTOMER DECLINED FRAUD INVENTORY OTHER STAFF }
 enum OrderDisplayFinancialStatus { AUTHORIZED EXPIRED PAID PARTIALLY_PAID PARTIALLY_REFUNDED PENDING REFUNDED VOIDED }
-enum OrderDisplayFulfillmentStatus { FULFILLED IN_PROGRESS ON_HOLD OPEN PARTIALLY_FULFILLED PENDING_FULFILLMENT
-                                     REQUEST_DECLINED RESTOCKED SCHEDULED UNFULFILLED }
+# FULFILLMENT_NOT_REQUIRED is new in 2026-10 (a breaking change in Shopify's changelog:
+# https://shopify.dev/changelog/orderdisplayfulfillmentstatus-now-returns-fulfillmentnotrequired);
+# earlier versions answer UNFULFILLED for the same orders (ShopView._order).
+enum OrderDisplayFulfillmentStatus { FULFILLED FULFILLMENT_NOT_REQUIRED IN_PROGRESS ON_HOLD OPEN PARTIALLY_FULFILLED
+                                     PENDING_FULFILLMENT REQUEST_DECLINED RESTOCKED SCHEDULED UNFULFILLED }
 
 type Order implements Node {
   cancelReason: OrderCancelReason
@@ -258,6 +370,7 @@ type Order implements Node {
   closedAt: DateTime
   createdAt: DateTime!
   currencyCode: CurrencyCode!
+  customer: Customer
   displayFinancialStatus: OrderDisplayFinancialStatus
   displayFulfillmentStatus: OrderDisplayFulfillmentStatus!
   email: String
@@ -479,8 +592,15 @@ _FULFILLMENT_STATUS = {
 }
 
 
+def _name_tokens(text: str) -> set[str]:
+    return {t for t in re.split(r"[^0-9a-z]+", text.lower()) if t}
+
+
 def _order_name_match(name: str, value: str) -> bool:
-    return name.lstrip("#").lower() == value.lstrip("#").lower()
+    # Shopify tokenises order names and matches tokens, so ``name:1001-A`` finds ``#1001`` as well
+    # as ``1001-A`` (a guess with the documented consequence: ``name:`` is not exact, and the
+    # exact order need not come first; callers compare names themselves).
+    return bool(_name_tokens(name) & _name_tokens(value))
 
 
 def _order_term(order: dict, term: _Term) -> bool | None:
@@ -648,17 +768,28 @@ class ShopView:
             "currencyCode": currency,
             "url": domain["url"],
         }
+        self.locations = [
+            {"__typename": "Location", "_id": loc["id"], "id": gid("Location", loc["id"]),
+             "legacyResourceId": str(loc["id"]), "name": loc["name"], "isActive": loc.get("isActive", True)}
+            for loc in raw.get("locations") or [{"id": 1, "name": "Shop location"}]
+        ]
         self.products = [self._product(p, domain["url"]) for p in raw.get("products", [])]
         self.variants = {v["_id"]: v for p in self.products for v in p["_variants"]}
         self.line_items: dict[int, dict] = {}
         self.orders = [self._order(o, domain["url"]) for o in raw.get("orders", [])]
         self.fulfillments = {f["_id"]: f for o in self.orders for f in o["_fulfillments"]}
+        self.customers = [self._customer(c) for c in raw.get("customers", [])]
+        self.draft_orders: dict[int, dict] = {}
+        self._next_draft = raw.get("nextDraftOrderId", 1120000000001)
         self.by_type: dict[str, dict[int, dict]] = {
             "Product": {p["_id"]: p for p in self.products},
             "ProductVariant": self.variants,
             "Order": {o["_id"]: o for o in self.orders},
             "LineItem": self.line_items,
             "Fulfillment": self.fulfillments,
+            "Customer": {c["_id"]: c for c in self.customers},
+            "Location": {loc["_id"]: loc for loc in self.locations},
+            "DraftOrder": self.draft_orders,
         }
 
     # -- products
@@ -732,8 +863,31 @@ class ShopView:
         policy = raw.get("inventoryPolicy", "DENY")
         sellable = (quantity or 0) > 0 or policy == "CONTINUE"
         title = raw["title"]
+        # Stock per location: ``inventoryByLocation`` {location id: available}, or all of it at the
+        # first location.
+        by_location = raw.get("inventoryByLocation") or {str(self.locations[0]["_id"]): quantity or 0}
+        levels = []
+        for loc in self.locations:
+            if str(loc["_id"]) not in by_location:
+                continue
+            available = by_location[str(loc["_id"])]
+            levels.append({
+                "__typename": "InventoryLevel", "_id": loc["_id"],
+                "id": f"gid://shopify/InventoryLevel/{loc['_id']}?inventory_item_id={vid}", "location": loc,
+                "quantities": lambda info, names, available=available, loc=loc: [
+                    {"__typename": "InventoryQuantity",
+                     "id": f"gid://shopify/InventoryQuantity/{loc['_id']}?inventory_item_id={vid}&name={n}",
+                     "name": n, "quantity": available if n in ("available", "on_hand") else 0,
+                     "updatedAt": product["updatedAt"]} for n in names],
+            })
+        item = {
+            "__typename": "InventoryItem", "_id": vid, "id": gid("InventoryItem", vid), "legacyResourceId": str(vid),
+            "sku": raw.get("sku"), "tracked": quantity is not None,
+            "inventoryLevels": lambda info, query=None, **args: paginate(levels, lambda lv: lv["_id"], **args),
+        }
         return {
             "__typename": "ProductVariant",
+            "inventoryItem": item,
             "_id": vid,
             "id": gid("ProductVariant", vid),
             "legacyResourceId": str(vid),
@@ -774,7 +928,11 @@ class ShopView:
             "closedAt": raw.get("closedAt"),
             "closed": raw.get("closedAt") is not None,
             "displayFinancialStatus": raw.get("displayFinancialStatus"),
-            "displayFulfillmentStatus": raw["displayFulfillmentStatus"],
+            # FULFILLMENT_NOT_REQUIRED exists from 2026-10; earlier versions said UNFULFILLED.
+            "displayFulfillmentStatus": lambda info, status=raw["displayFulfillmentStatus"]: (
+                "UNFULFILLED" if status == "FULFILLMENT_NOT_REQUIRED" and _version(info) < "2026-10" else status),
+            "_fulfillmentStatus": raw["displayFulfillmentStatus"],
+            "customer": lambda info, email=raw.get("email"): self._customer_by("email", email),
             "currencyCode": currency,
             "totalPriceSet": _money_bag(raw["totalPrice"], currency),
             "subtotalPriceSet": _money_bag(raw.get("subtotalPrice", raw["totalPrice"]), currency),
@@ -839,10 +997,106 @@ class ShopView:
             "trackingInfo": lambda info, first=None: _first(tracking, first),
         }
 
+    # -- customers (their orders: the orders placed with their email)
+
+    def _customer(self, raw: dict) -> dict:
+        cid = raw["id"]
+        email, phone = raw.get("email"), raw.get("phone")
+        first, last = raw.get("firstName"), raw.get("lastName")
+
+        def mine():
+            return [o for o in self.orders if email and (o["email"] or "").lower() == email.lower()]
+
+        return {
+            "__typename": "Customer", "_id": cid, "id": gid("Customer", cid), "legacyResourceId": str(cid),
+            "firstName": first, "lastName": last,
+            "displayName": " ".join(x for x in (first, last) if x) or email or phone or "",
+            "email": email, "phone": phone,
+            "defaultEmailAddress": {"emailAddress": email} if email else None,
+            "defaultPhoneNumber": {"phoneNumber": phone} if phone else None,
+            "createdAt": raw.get("createdAt", "2026-01-01T00:00:00Z"),
+            "state": raw.get("state", "ENABLED"), "tags": list(raw.get("tags", [])),
+            "numberOfOrders": lambda info: str(len(mine())),
+            "orders": lambda info, sortKey="ID", query=None, **args: paginate(
+                mine(), _sorter(_ORDER_SORT, sortKey), **args),
+        }
+
+    def _customer_by(self, field: str, value: str | None) -> dict | None:
+        if not value:
+            return None
+        for customer in self.customers:
+            if (customer[field] or "").lower() == value.lower():
+                return customer
+        return None
+
+    def _customer_by_identifier(self, info, identifier: dict) -> dict | None:
+        given = [k for k, v in identifier.items() if v is not None]
+        if len(given) != 1:  # a @oneOf input; the wording is graphql-ruby's (a guess at Shopify's)
+            raise GraphQLError("Exactly one key must be specified for CustomerIdentifierInput.")
+        key = given[0]
+        if key == "id":
+            return self._by_gid(identifier["id"], "Customer")
+        return self._customer_by("email" if key == "emailAddress" else "phone", identifier[key])
+
+    # -- draft orders: the one thing a caller can create. A bad line is a userError whose ``field``
+    # is the input path (documented shape); the messages are guesses in Shopify's style.
+
+    def _draft_order_create(self, info, input: dict) -> dict:
+        errors, items = [], []
+        lines = input.get("lineItems") or []
+        if not lines:
+            errors.append({"field": ["lineItems"], "message": "Add at least 1 product"})
+        for i, line in enumerate(lines):
+            variant = None
+            match = _GID.fullmatch(line.get("variantId") or "")
+            if match and match.group(1) == "ProductVariant":
+                variant = self.variants.get(int(match.group(2)))
+            if variant is None:
+                errors.append({"field": ["lineItems", str(i), "variantId"], "message": "Product variant does not exist"})
+            elif line["quantity"] < 1:
+                errors.append({"field": ["lineItems", str(i), "quantity"], "message": "Quantity must be greater than 0"})
+            else:
+                items.append((variant, line["quantity"]))
+        email = input.get("email")
+        if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            errors.append({"field": ["email"], "message": "Email is invalid"})
+        if errors:
+            return {"draftOrder": None, "userErrors": errors}
+        did = self._next_draft
+        self._next_draft += 1
+        total = sum(float(v["price"]) * q for v, q in items)
+        line_nodes = [{
+            "__typename": "DraftOrderLineItem", "_id": did * 100 + n, "id": gid("DraftOrderLineItem", did * 100 + n),
+            "title": v["product"]["title"], "name": v["displayName"], "sku": v["sku"], "quantity": q,
+            "variant": v, "originalUnitPriceSet": _money_bag(v["price"], self.currency),
+        } for n, (v, q) in enumerate(items)]
+        draft = {
+            "__typename": "DraftOrder", "_id": did, "id": gid("DraftOrder", did), "legacyResourceId": str(did),
+            "name": f"#D{len(self.draft_orders) + 1}", "status": "OPEN", "ready": True, "email": email,
+            "note2": input.get("note"), "createdAt": "2026-10-20T12:00:00Z", "invoiceSentAt": None, "order": None,
+            "invoiceUrl": f"https://{self.handle}.myshopify.com/{self.shop['id'].rsplit('/', 1)[-1]}"
+                          f"/invoices/{did:x}",
+            "totalPriceSet": _money_bag(f"{total:.2f}", self.currency),
+            "customer": self._customer_by("email", email),
+            "lineItems": lambda info, **args: paginate(line_nodes, lambda li: li["_id"], **args),
+        }
+        self.draft_orders[did] = draft
+        return {"draftOrder": draft, "userErrors": []}
+
+    def _product_variants(self, info, query=None, sortKey="ID", savedSearchId=None, **args):
+        groups = parse_search(query)
+        found = [v for v in self.variants.values() if _matches(groups, lambda t, v=v: _variant_term(v, t))]
+        return paginate(found, lambda v: v["_id"], **args)
+
     # -- root fields
 
     def root(self) -> dict:
         return {
+            "customerByIdentifier": self._customer_by_identifier,
+            "draftOrder": lambda info, id: self._by_gid(id, "DraftOrder"),
+            "draftOrderCreate": self._draft_order_create,
+            "nodes": lambda info, ids: [self._by_gid(i, None) for i in ids],
+            "productVariants": self._product_variants,
             "shop": self.shop,
             "product": lambda info, id: self._by_gid(id, "Product"),
             "productVariant": lambda info, id: self._by_gid(id, "ProductVariant"),
@@ -869,6 +1123,26 @@ class ShopView:
         return paginate(found, _sorter(_ORDER_SORT, sortKey), **args)
 
 
+def _variant_term(variant: dict, term: _Term) -> bool | None:
+    # Shopify tokenises SKUs, so ``sku:MUG`` may find ``MUG-CLASSIC-11`` too (callers re-check
+    # equality); the emulator matches a substring, which is as loose.
+    match term.field:
+        case None | "sku":
+            return term.value.lower() in (variant["sku"] or "").lower()
+        case "id":
+            return term.value == variant["legacyResourceId"]
+        case "product_id":
+            return term.value == variant["product"]["legacyResourceId"]
+        case "title":
+            return _text_match(variant["title"], term.value)
+    return None
+
+
+def _version(info) -> str:
+    context = info.context if isinstance(info.context, dict) else {}
+    return context.get("version") or "unstable"
+
+
 def _first(items: list, first: int | None) -> list:
     if first is None:
         return list(items)
@@ -877,8 +1151,48 @@ def _first(items: list, first: int | None) -> list:
     return items[:first]
 
 
+# Protected customer data (https://shopify.dev/docs/apps/launch/protected-customer-data): an app
+# without approval gets the field null and an ``errors`` entry with message and path, no code.
+PROTECTED_FIELDS = frozenset({
+    ("Order", "email"), ("Order", "phone"), ("DraftOrder", "email"),
+    ("Customer", "email"), ("Customer", "phone"), ("Customer", "firstName"), ("Customer", "lastName"),
+    ("Customer", "defaultEmailAddress"), ("Customer", "defaultPhoneNumber"),
+})
+# Access scopes (https://shopify.dev/docs/api/usage/access-scopes): without one, the field is null
+# and the error carries ``extensions.code: ACCESS_DENIED`` and ``requiredAccess``.
+REQUIRED_SCOPES = {
+    ("QueryRoot", "customerByIdentifier"): "read_customers",
+    ("Order", "customer"): "read_customers",
+    ("QueryRoot", "draftOrder"): "read_draft_orders",
+    ("Mutation", "draftOrderCreate"): "write_draft_orders",
+    ("ProductVariant", "inventoryItem"): "read_inventory",
+    ("QueryRoot", "orders"): "read_orders",
+    ("QueryRoot", "order"): "read_orders",
+}
+
+
+def _guard(info) -> None:
+    """Refuse a field the app may not read (see PROTECTED_FIELDS and REQUIRED_SCOPES)."""
+    context = info.context if isinstance(info.context, dict) else {}
+    key = (info.parent_type.name, info.field_name)
+    scope = REQUIRED_SCOPES.get(key)
+    scopes = context.get("scopes")
+    if scope and scopes is not None and scope not in scopes and scope.replace("read_", "write_") not in scopes:
+        raise GraphQLError(
+            f"Access denied for {info.field_name} field. Required access: `{scope}` access scope.",
+            extensions={"code": "ACCESS_DENIED", "documentation": "https://shopify.dev/api/usage/access-scopes",
+                        "requiredAccess": f"`{scope}` access scope."},
+        )
+    if key in PROTECTED_FIELDS and context.get("protected_customer_data") is False:
+        raise GraphQLError(
+            f"This app is not approved to use the {info.field_name} field. See "
+            "https://shopify.dev/docs/apps/launch/protected-customer-data for more details."
+        )
+
+
 def _resolve(source: Any, info, **args: Any) -> Any:
     """Default resolver: dict lookup; callables receive the field's arguments."""
+    _guard(info)
     value = source.get(info.field_name) if isinstance(source, dict) else getattr(source, info.field_name, None)
     return value(info, **args) if callable(value) else value
 
@@ -1061,17 +1375,24 @@ def prepare(query: str, variables: dict | None, operation_name: str | None) -> P
         if name not in variables and definition.default_value is not None:
             variables[name] = value_from_ast_untyped(definition.default_value)
     cost = _CostWalker(document, variables).selection(
-        operation.selection_set, SCHEMA.query_type, None, actual=False
+        operation.selection_set, _root_type(operation), None, actual=False
     )
     return Prepared(document, operation, variables, operation_name, cost, [])
 
 
-def execute_prepared(prepared: Prepared, view: ShopView) -> tuple[dict, int]:
-    """Run a prepared operation against one shop; returns (response body, actual cost)."""
+def _root_type(operation: OperationDefinitionNode):
+    return SCHEMA.mutation_type if operation.operation == OperationType.MUTATION else SCHEMA.query_type
+
+
+def execute_prepared(prepared: Prepared, view: ShopView, context: dict | None = None) -> tuple[dict, int]:
+    """Run a prepared operation against one shop; returns (response body, actual cost).
+    ``context``: ``version`` (the URL's), ``scopes`` (a set; None = all) and
+    ``protected_customer_data`` (False = not approved)."""
     result = execute(
         SCHEMA,
         prepared.document,
         root_value=view.root(),
+        context_value=dict(context or {}),
         variable_values=prepared.variables,
         operation_name=prepared.operation_name,
         field_resolver=_resolve,
@@ -1086,7 +1407,7 @@ def execute_prepared(prepared: Prepared, view: ShopView) -> tuple[dict, int]:
     actual = 0
     if result.data is not None:
         actual = _CostWalker(prepared.document, prepared.variables).selection(
-            prepared.operation.selection_set, SCHEMA.query_type, result.data, actual=True
+            prepared.operation.selection_set, _root_type(prepared.operation), result.data, actual=True
         )
     return body, actual
 

@@ -171,6 +171,26 @@ include-operation-id = "events_put_endpoint"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]
+include-operation-id = "shopify_find_customer"
+# Exactly one of email / phone (OpenAPI cannot say "one of" for query parameters): 422 naming it.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "shopify_get_inventory"
+# Exactly one of sku / variant_id, as above.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "shopify_create_draft_order"
+# Well-formed variant ids the store does not have: Shopify's userErrors, 422 naming the item.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "shopify_create_cart_link"
+# Well-formed variant ids the store does not have (or out of stock): 422 naming the item.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
 include-operation-id = "org_test"
 # Providers whose account check is not built yet answer 501 check_unavailable (documented).
 checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "501"]

@@ -72,6 +72,7 @@ def _setup(make_app):
         "key_id": spare["id"], "integration_id": connected.json["id"], "filename": "x.txt",
         "customer_id": "0" * 24, "conversation_id": "0" * 24,
         "event_id": "00000000-0000-4000-8000-000000000000", "source": "shopify",
+        "draft_order_id": "1",
     }
     return app, client, headers, benign
 

@@ -37,7 +37,8 @@ STATUS_CODES = {
     403: ("Forbidden", ["organization_suspended", "forbidden"]),
     404: ("Not found", ["not_found", "organization_not_found", "api_key_not_found", "integration_not_found",
                         "unknown_provider", "product_not_found", "order_not_found", "customer_not_found",
-                        "conversation_not_found", "webhook_endpoint_not_set", "event_not_found"]),
+                        "conversation_not_found", "webhook_endpoint_not_set", "event_not_found",
+                        "variant_not_found", "draft_order_not_found"]),
     409: ("Conflict", ["conflict", "slug_taken", "account_claimed", "integration_not_connected", "not_pending",
                           "delivery_in_progress"]),
     413: ("Payload too large", ["payload_too_large"]),
@@ -79,8 +80,10 @@ PATH_PATTERNS = {
     "integration_id": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
     "event_id": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
     "product_id": {"type": "string", "pattern": r"^[1-9][0-9]{0,19}$", "description": "numeric product id"},
-    "order_ref": {"type": "string", "pattern": r"^(?:[1-9][0-9]{0,19}|#[A-Za-z0-9-]{1,32})$",
-                  "description": "numeric order id, or the order name such as `#1001` (sent as `%231001`)"},
+    "order_ref": {"type": "string", "pattern": r"^(?:[1-9][0-9]{0,19}|#?[A-Za-z0-9][A-Za-z0-9-]{0,31})$",
+                  "description": "numeric order id, or the order name in any form: `#1001` (sent as `%231001`), "
+                                 "`EN1001`, `1001-A`"},
+    "draft_order_id": {"type": "string", "pattern": r"^[1-9][0-9]{0,19}$", "description": "numeric draft order id"},
     "customer_id": {"type": "string", "pattern": r"^[0-9a-f]{24}$", "description": "a Kustomer customer id"},
     "conversation_id": {"type": "string", "pattern": r"^[0-9a-f]{24}$", "description": "a Kustomer conversation id"},
 }
@@ -92,6 +95,8 @@ CALLS_PROVIDER = {("put", template) for template in CONNECT_TEMPLATES} | {
 # Statuses particular to one operation.
 EXTRA_STATUSES = {("post", "/api/v1/integrations/{provider}/test"): {501},
                   ("get", "/api/v1/kustomer/customers"): {404},  # customer_not_found
+                  ("get", "/api/v1/shopify/customers"): {404},  # customer_not_found
+                  ("get", "/api/v1/shopify/inventory"): {404},  # variant_not_found
                   # no endpoint set yet (webhook_endpoint_not_set)
                   ("get", "/api/v1/webhook-endpoint"): {404}, ("delete", "/api/v1/webhook-endpoint"): {404}}
 

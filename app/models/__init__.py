@@ -4,6 +4,7 @@ from app.models.api_key import ApiKey
 from app.models.audit_log import AuditLog
 from app.models.idempotency_key import IdempotencyKey
 from app.models.integration import Integration
+from app.models.messaging_window import MessagingWindow
 from app.models.organization import Organization
 
-__all__ = ["ApiKey", "AuditLog", "IdempotencyKey", "Integration", "Organization"]
+__all__ = ["ApiKey", "AuditLog", "IdempotencyKey", "Integration", "MessagingWindow", "Organization"]

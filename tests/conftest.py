@@ -238,4 +238,5 @@ def messenger_env(emulator) -> dict[str, str]:
 def twilio_env(emulator) -> dict[str, str]:
     return {"TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
             "TWILIO_API_URL": emulator.url, "TWILIO_MESSAGING_URL": emulator.url,
-            "PUBLIC_BASE_URL": "https://switchboard.example.com"}
+            # Nothing listens on port 9: the emulator's status callbacks are refused at once.
+            "PUBLIC_BASE_URL": "http://127.0.0.1:9"}

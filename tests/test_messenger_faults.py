@@ -134,3 +134,31 @@ def test_without_credentials_messenger_is_503(make_app, org, messenger):
     _, headers = org
     response = client.post("/api/v1/messenger/messages", json=TEXT, headers=headers)
     assert response.status_code == 503 and response.json["code"] == "provider_not_configured"
+
+
+def test_fire_inbound_signs_as_meta_does_and_opens_the_emulators_window(messenger):
+    import hashlib
+    import hmac
+
+    from flask import Flask, request
+
+    from sandbox.server import serve
+    from tests.conftest import MESSENGER_APP_SECRET
+
+    got = []
+    receiver = Flask("receiver")
+
+    @receiver.post("/webhooks/messenger")
+    def inbound():
+        got.append((request.get_data(), request.headers["X-Hub-Signature-256"]))
+        return "EVENT_RECEIVED", 200
+
+    with serve(receiver) as server:
+        result = messenger.fire_inbound(f"{server.url}/webhooks/messenger", PAGE, PSID, "Where is my order?")
+        delivery = messenger.fire_delivery(f"{server.url}/webhooks/messenger", PAGE, PSID, [result["mid"]])
+    assert result["status"] == delivery["status"] == 200
+    raw, signature = got[0]
+    assert signature == "sha256=" + hmac.new(MESSENGER_APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    event = json.loads(raw)["entry"][0]
+    assert event["id"] == PAGE and event["messaging"][0]["message"]["text"] == "Where is my order?"
+    assert json.loads(got[1][0])["entry"][0]["messaging"][0]["delivery"]["mids"] == [result["mid"]]

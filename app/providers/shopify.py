@@ -475,7 +475,9 @@ class ProductSearchArgs(Schema):
     ``after`` are the earlier names, still accepted."""
 
     query = fields.String(load_default=None, validate=validate.Length(max=200),
-                          metadata={"description": "Shopify search syntax, e.g. `mug` or `sku:MUG-1`"})
+                          metadata={"description": "Shopify search syntax, e.g. `mug` or `sku:MUG-1`",
+                                    # app/inbound.py refuses control characters in every query value
+                                    "pattern": r"^[^\x00-\x1f\x7f]*$"})
     limit = fields.Integer(load_default=None, validate=validate.Range(min=1, max=SEARCH_MAX), metadata={
         "description": f"products per page, default 10 (each with up to {SEARCH_VARIANTS} variants; "
                        "fetch one product for all)"})

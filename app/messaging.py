@@ -20,6 +20,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from flask import current_app
+from marshmallow import ValidationError as MarshmallowError
+from marshmallow import fields
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
@@ -127,3 +130,14 @@ def media_url_error(value: str, *, allow_http: bool) -> str | None:
     if not parsed.host or parsed.auth is not None:
         return "must name a host (and no user or password)"
     return None
+
+
+class MediaUrl(fields.String):
+    """A request field holding a media URL the provider will fetch (``media_url_error``'s rules)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        problem = media_url_error(value, allow_http=current_app.config["SANDBOX"])
+        if problem:
+            raise MarshmallowError(problem)
+        return value

@@ -8,7 +8,7 @@ characters; a button template's text ≤ 640 with 1–3 buttons (title ≤ 20); 
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import g
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app import messaging
@@ -28,14 +28,6 @@ def _psid():
                          metadata={"description": "the customer's page-scoped id (PSID)", "pattern": PSID_PATTERN})
 
 
-class _Url(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs):
-        value = super()._deserialize(value, attr, data, **kwargs)
-        problem = messaging.media_url_error(value, allow_http=current_app.config["SANDBOX"])
-        if problem:
-            raise ValidationError(problem)
-        return value
-
 
 class QuickReplySchema(Schema):
     title = fields.String(required=True, validate=validate.Length(1, 20))
@@ -45,7 +37,7 @@ class QuickReplySchema(Schema):
 class ButtonSchema(Schema):
     type = fields.String(required=True, validate=validate.OneOf(("web_url", "postback")))
     title = fields.String(required=True, validate=validate.Length(1, 20))
-    url = _Url(load_default=None, metadata={"description": "for `web_url` buttons"})
+    url = messaging.MediaUrl(load_default=None, metadata={"description": "for `web_url` buttons"})
     payload = fields.String(load_default=None, validate=validate.Length(1, 1000),
                             metadata={"description": "for `postback` buttons"})
 
@@ -59,7 +51,7 @@ class ButtonSchema(Schema):
 
 class AttachmentSchema(Schema):
     type = fields.String(required=True, validate=validate.OneOf(("image", "file")))
-    url = _Url(required=True)
+    url = messaging.MediaUrl(required=True)
 
 
 class MessengerMessageArgs(Schema):

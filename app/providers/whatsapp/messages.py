@@ -26,20 +26,12 @@ MAX_BODY = 1600
 CONTENT_SID = r"^HX[0-9a-f]{32}$"
 
 
-class _Url(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs):
-        value = super()._deserialize(value, attr, data, **kwargs)
-        problem = messaging.media_url_error(value, allow_http=current_app.config["SANDBOX"])
-        if problem:
-            raise ValidationError(problem)
-        return value
-
 
 class WhatsAppMessageArgs(Schema):
     to = fields.String(required=True, validate=validate.Regexp(f"^{E164}$", error="must be an E.164 number like +14155550123"),
                        metadata={"description": "the customer's WhatsApp number in E.164", "pattern": f"^{E164}$"})
     body = fields.String(load_default=None, validate=validate.Length(1, MAX_BODY))
-    media_url = _Url(load_default=None, metadata={"description": "an https URL Twilio fetches the media from"})
+    media_url = messaging.MediaUrl(load_default=None, metadata={"description": "an https URL Twilio fetches the media from"})
     content_sid = fields.String(load_default=None, validate=validate.Regexp(CONTENT_SID, error="must be a Content SID (HX…)"),
                                 metadata={"description": "an approved template (Content API)", "pattern": CONTENT_SID})
     content_variables = fields.Dict(

@@ -188,6 +188,13 @@ class Config:
             # Kustomer: one host for every org (the key decides the org); EU orgs use
             # https://api.prod2.kustomerapp.com. May name {subdomain}; data so the sandbox can stand in.
             "KUSTOMER_URL_TEMPLATE": env.get("KUSTOMER_URL_TEMPLATE", "https://api.kustomerapp.com"),
+            # Messenger: the Graph API version is pinned; the base URL is data so the sandbox can
+            # stand in for https://graph.facebook.com.
+            "MESSENGER_GRAPH_URL": _base_url(env, "MESSENGER_GRAPH_URL", "https://graph.facebook.com"),
+            "MESSENGER_GRAPH_VERSION": _graph_version(env.get("MESSENGER_GRAPH_VERSION", "v26.0")),
+            # Twilio: the REST API (messages) and the Messaging API (WhatsApp senders) are two hosts.
+            "TWILIO_API_URL": _base_url(env, "TWILIO_API_URL", "https://api.twilio.com"),
+            "TWILIO_MESSAGING_URL": _base_url(env, "TWILIO_MESSAGING_URL", "https://messaging.twilio.com"),
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
             "OPENAPI_REQUIRED": True,
             **webhook_settings(env),
@@ -312,6 +319,22 @@ def _parsed_limit(env: Mapping[str, str], name: str, default: str):
     if not is_rate_limit(value):
         raise ConfigError(f"{name} must look like '60/minute'")
     return parse(value)
+
+
+def _graph_version(value: str) -> str:
+    if not re.fullmatch(r"v[1-9][0-9]?\.0", value):
+        raise ConfigError("MESSENGER_GRAPH_VERSION must be a Graph API version such as v26.0")
+    return value
+
+
+def _base_url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    """An http(s) origin (optionally with a path), without a trailing slash."""
+    raw = (env.get(name) or "").strip() or default
+    if raw is None:
+        return None
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/-]*)?", raw):
+        raise ConfigError(f"{name} must be an http(s) URL such as https://example.com")
+    return raw.rstrip("/")
 
 
 def _api_version(value: str) -> str:

@@ -18,7 +18,7 @@ from config import Config, Credentials, environ
 
 def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     import webhooks
-    from app import api, cli, deliveries, errors, idempotency, inbound, logs, proxy, ratelimit
+    from app import api, cli, messaging, deliveries, errors, idempotency, inbound, logs, proxy, ratelimit
     from app.extensions import db, init_db, migrate
     from app.outbound import Outbound
     from app.providers import check_credentials, credential_specs
@@ -50,6 +50,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     api.init_app(app)
     webhooks.init_app(app)  # /webhooks/<provider>: outside /api/v1, no key, no per-org limit
     deliveries.init_app(app)
+    messaging.init_app(app)  # a stored inbound message opens the 24-hour window
     inbound.init_app(app)  # after the blueprints: it reads which endpoints take a JSON body
     cli.init_app(app)
     return app

@@ -8,7 +8,10 @@ Shopify reads, from the environment:
   SANDBOX_SHOPIFY_RESTORE_RATE   points restored per second (default 100; Plus is 1000)
 Kustomer (``python -m sandbox kustomer``) serves orgs ``demo`` and ``other`` with fixed keys;
   SANDBOX_KUSTOMER_RATE_LIMIT    requests per 60 s window per org (default 300, the Professional plan)
-Defaults (printed at start) are fixed, obviously fake values for the demo shops.
+Messenger (``python -m sandbox messenger``) reads SANDBOX_MESSENGER_PAGE_TOKENS (JSON Page id ->
+token) and SANDBOX_MESSENGER_APP_SECRET; Twilio (``python -m sandbox twilio``) reads
+SANDBOX_TWILIO_ACCOUNT_SID, SANDBOX_TWILIO_AUTH_TOKEN and SANDBOX_TWILIO_SENDERS (JSON E.164 ->
+status). Defaults (printed at start) are fixed, obviously fake values for the demo accounts.
 """
 
 from __future__ import annotations
@@ -77,7 +80,58 @@ def _kustomer_from_env() -> tuple[KustomerEmulator, list[str]]:
     return emulator, lines
 
 
-EMULATORS = {"shopify": _shopify_from_env, "kustomer": _kustomer_from_env}
+
+# The demo accounts of the messaging emulators (sandbox/demo.py uses the same values).
+DEFAULT_MESSENGER_PAGES = {"104512345678901": "EAAG-sandbox-demo-page-token"}
+DEFAULT_MESSENGER_APP_SECRET = "sandbox-messenger-app-secret"
+DEFAULT_TWILIO_ACCOUNT_SID = "AC" + "5a" * 16
+DEFAULT_TWILIO_AUTH_TOKEN = "sandbox-twilio-auth-token"
+DEFAULT_TWILIO_SENDERS = {"+14155550100": "ONLINE"}
+
+
+def _json_env(name: str, default: dict) -> dict:
+    raw = os.environ.get(name)
+    if not raw:
+        return dict(default)
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise SystemExit(f"{name} must be a JSON object of strings")
+    return value
+
+
+def _messenger_from_env():
+    from .messenger import MessengerEmulator
+
+    pages = _json_env("SANDBOX_MESSENGER_PAGE_TOKENS", DEFAULT_MESSENGER_PAGES)
+    secret = os.environ.get("SANDBOX_MESSENGER_APP_SECRET", DEFAULT_MESSENGER_APP_SECRET)
+    lines = [*(f"page {page} token {token}" for page, token in sorted(pages.items())),
+             f"app secret:     {secret}",
+             "send:           POST /v26.0/<page>/messages (Bearer token + appsecret_proof)",
+             "controls:       /__sandbox__/inbound {url,page,psid,text}, /__sandbox__/delivery, "
+             "/__sandbox__/window, /__sandbox__/faults, /__sandbox__/reset, /__sandbox__/received"]
+    return MessengerEmulator(page_tokens=pages, app_secret=secret), lines
+
+
+def _twilio_from_env():
+    from .twilio import TwilioEmulator
+
+    sid = os.environ.get("SANDBOX_TWILIO_ACCOUNT_SID", DEFAULT_TWILIO_ACCOUNT_SID)
+    token = os.environ.get("SANDBOX_TWILIO_AUTH_TOKEN", DEFAULT_TWILIO_AUTH_TOKEN)
+    senders = _json_env("SANDBOX_TWILIO_SENDERS", DEFAULT_TWILIO_SENDERS)
+    lines = [f"account sid:    {sid}", f"auth token:     {token}",
+             f"senders:        {', '.join(f'{n} ({s})' for n, s in sorted(senders.items()))}",
+             "send:           POST /2010-04-01/Accounts/<sid>/Messages.json; senders: GET /v2/Channels/Senders",
+             "controls:       /__sandbox__/inbound {url,to,from,body}, /__sandbox__/status, "
+             "/__sandbox__/window, /__sandbox__/faults, /__sandbox__/reset, /__sandbox__/received"]
+    return TwilioEmulator(sid, token, senders), lines
+
+
+
+EMULATORS = {"shopify": _shopify_from_env, "kustomer": _kustomer_from_env,
+             "messenger": _messenger_from_env, "twilio": _twilio_from_env}
 
 
 def main(argv: list[str] | None = None) -> int:

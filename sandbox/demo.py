@@ -3,7 +3,7 @@
 0. Takes ``HOST``:``PORT`` (127.0.0.1:5000) first: when another program holds it, the demo stops
    before it touches the database, so a running demo keeps its working key.
 1. Migrates the database (SQLite in ``instance/`` unless ``DATABASE_URL`` says otherwise).
-2. When no Shopify credentials are set, starts the Shopify emulator on loopback and points
+2. When no Shopify (Messenger, Twilio) credentials are set, starts that emulator on loopback and points
    Switchboard at it with sandbox tokens (real credentials in the environment win).
 3. Creates the ``demo`` org, issues it a fresh key (older demo keys are revoked) and prints
    ready-to-paste ``curl`` lines.
@@ -52,6 +52,38 @@ def listen(host: str, port: str) -> socket.socket:
     return sock
 
 
+def _start_messaging_emulators(env: dict, notes: list) -> list:
+    """Messenger and Twilio emulators, each only when its credentials are not set."""
+    from sandbox.__main__ import (DEFAULT_MESSENGER_APP_SECRET, DEFAULT_MESSENGER_PAGES, DEFAULT_TWILIO_ACCOUNT_SID,
+                                  DEFAULT_TWILIO_AUTH_TOKEN, DEFAULT_TWILIO_SENDERS)
+    from sandbox.server import serve
+
+    started = []
+    if not any(env.get(n) for n in ("MESSENGER_PAGE_ACCESS_TOKEN", "MESSENGER_PAGE_ACCESS_TOKENS")):
+        from sandbox.messenger import MessengerEmulator
+
+        server = serve(MessengerEmulator(DEFAULT_MESSENGER_PAGES, DEFAULT_MESSENGER_APP_SECRET).wsgi,
+                       port=int(env.get("SANDBOX_MESSENGER_PORT", "0")))
+        started.append(server)
+        env.update(MESSENGER_PAGE_ACCESS_TOKENS=json.dumps(DEFAULT_MESSENGER_PAGES),
+                   MESSENGER_APP_SECRET=DEFAULT_MESSENGER_APP_SECRET, MESSENGER_GRAPH_URL=server.url, SANDBOX="true")
+        notes.append(f"No Messenger credentials set: the Messenger emulator runs at {server.url} "
+                     f"(Page {next(iter(DEFAULT_MESSENGER_PAGES))}; fire a customer message with "
+                     f"POST {server.url}/__sandbox__/inbound).")
+    if not env.get("TWILIO_ACCOUNT_SID"):
+        from sandbox.twilio import TwilioEmulator
+
+        server = serve(TwilioEmulator(DEFAULT_TWILIO_ACCOUNT_SID, DEFAULT_TWILIO_AUTH_TOKEN, DEFAULT_TWILIO_SENDERS).wsgi,
+                       port=int(env.get("SANDBOX_TWILIO_PORT", "0")))
+        started.append(server)
+        env.update(TWILIO_ACCOUNT_SID=DEFAULT_TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN=DEFAULT_TWILIO_AUTH_TOKEN,
+                   TWILIO_API_URL=server.url, TWILIO_MESSAGING_URL=server.url, SANDBOX="true")
+        notes.append(f"No Twilio credentials set: the Twilio emulator runs at {server.url} "
+                     f"(WhatsApp sender {next(iter(DEFAULT_TWILIO_SENDERS))}; fire a customer message with "
+                     f"POST {server.url}/__sandbox__/inbound).")
+    return started
+
+
 def main() -> None:
     env = dict(os.environ)
     host, port = env.get("HOST", "127.0.0.1"), env.get("PORT", "5000").strip()
@@ -82,6 +114,7 @@ def main() -> None:
         env["SANDBOX"] = "true"
         notes.append(f"No Kustomer credentials set: the Kustomer emulator runs at {kustomer_server.url} "
                      f"(subdomains: demo, other).")
+    messaging_servers = _start_messaging_emulators(env, notes)
     if not env.get("ADMIN_API_KEY"):
         env["ADMIN_API_KEY"] = "swbd_admin_" + secrets.token_urlsafe(24)
         notes.append(f"No ADMIN_API_KEY set: this run's admin key is {env['ADMIN_API_KEY']} "
@@ -139,6 +172,8 @@ def main() -> None:
             emulator_server.stop()
         if kustomer_server is not None:
             kustomer_server.stop()
+        for running in messaging_servers:
+            running.stop()
 
 
 if __name__ == "__main__":

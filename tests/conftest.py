@@ -208,3 +208,55 @@ def audit_rows(app):
             return list(db.session.execute(query).scalars())
 
     return read
+
+
+# --- Messenger and Twilio (WhatsApp) emulators ---------------------------------------------------
+
+MESSENGER_PAGES = {"104512345678901": "EAAG-sandbox-page-token-demo", "204512345678902": "EAAG-sandbox-page-token-other"}
+MESSENGER_APP_SECRET = "test-messenger-app-secret"
+TWILIO_SID = "AC" + "0123456789abcdef" * 2
+TWILIO_TOKEN = "test-twilio-auth-token-0123456789"
+TWILIO_SENDERS = {"+14155550100": "ONLINE", "+14155550101": "ONLINE", "+14155550199": "OFFLINE"}
+
+
+@pytest.fixture(scope="session")
+def messenger():
+    """One Messenger (Graph API) emulator for the session; reset before every test that uses it."""
+    from sandbox.messenger import MessengerEmulator
+
+    emulator = MessengerEmulator(page_tokens={p: t for p, t in MESSENGER_PAGES.items()},
+                                 app_secret=MESSENGER_APP_SECRET)
+    with serve(emulator.wsgi) as server:
+        emulator.url = server.url
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def twilio():
+    """One Twilio emulator (REST API and Messaging API) for the session; reset before every test."""
+    from sandbox.twilio import TwilioEmulator
+
+    emulator = TwilioEmulator(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN, senders=dict(TWILIO_SENDERS))
+    with serve(emulator.wsgi) as server:
+        emulator.url = server.url
+        yield emulator
+
+
+@pytest.fixture(autouse=True)
+def _reset_messaging(request):
+    for name in ("messenger", "twilio"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).reset()
+    yield
+
+
+def messenger_env(emulator) -> dict[str, str]:
+    return {"MESSENGER_PAGE_ACCESS_TOKENS": json.dumps(MESSENGER_PAGES),
+            "MESSENGER_APP_SECRET": MESSENGER_APP_SECRET, "MESSENGER_GRAPH_URL": emulator.url}
+
+
+def twilio_env(emulator) -> dict[str, str]:
+    return {"TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "TWILIO_API_URL": emulator.url, "TWILIO_MESSAGING_URL": emulator.url,
+            # Nothing listens on port 9: the emulator's status callbacks are refused at once.
+            "PUBLIC_BASE_URL": "http://127.0.0.1:9"}

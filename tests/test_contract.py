@@ -39,8 +39,13 @@ MUG = "8915061031187"
 
 
 @pytest.fixture
-def server(make_app):
-    app = make_app(ORG_RATE_LIMIT="100000/minute", **PROVIDER_ENV)
+def server(make_app, messenger, twilio):
+    from tests.conftest import messenger_env, twilio_env
+
+    # Messenger and WhatsApp connects call their emulators (Graph /me, Twilio's Senders API).
+    env = {**PROVIDER_ENV, **messenger_env(messenger), **twilio_env(twilio)}
+    env.pop("MESSENGER_PAGE_ACCESS_TOKEN")
+    app = make_app(ORG_RATE_LIMIT="100000/minute", **env)
     with serve(app) as running:
         yield running
 
@@ -65,6 +70,10 @@ def _setup(base: str) -> dict:
                      headers=headers)
     call("PUT", "/api/v1/integrations/klaviyo", {"account_identifier": {"companyId": "AbC123"}}, headers=headers)
     call("PUT", "/api/v1/integrations/kustomer", {"account_identifier": {"subdomain": "demo"}}, headers=headers)
+    call("PUT", "/api/v1/integrations/messenger", {"account_identifier": {"pageId": "104512345678901"}},
+         headers=headers)
+    call("PUT", "/api/v1/integrations/whatsapp", {"account_identifier": {"phoneNumber": "+14155550100"}},
+         headers=headers)
 
     def cursor(path, headers=admin):
         value = call("GET", path, headers=headers)["next_cursor"]
@@ -188,6 +197,19 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-operation-id = "shopify_create_cart_link"
 # Well-formed variant ids the store does not have (or out of stock): 422 naming the item.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = ["org_connect_messenger", "admin_assign_messenger", "org_connect_whatsapp",
+                         "admin_assign_whatsapp"]
+# A well-formed Page id / number the platform's credentials do not reach: 422 account_not_reachable.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = ["messenger_send_message", "messenger_send_sender_action", "whatsapp_send_message"]
+# A send to a customer who has not written in 24 hours is 422 outside_messaging_window (a fact
+# about the world), and the one-of rules (text or attachment; template or free-form) are not in
+# the document's shape.
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]

@@ -44,7 +44,7 @@ STATUS_CODES = {
     413: ("Payload too large", ["payload_too_large"]),
     415: ("Unsupported media type", ["unsupported_media_type"]),
     422: ("Invalid request", ["validation_error", "invalid_cursor", "account_not_reachable",
-                              "unsafe_webhook_url"]),
+                              "unsafe_webhook_url", "outside_messaging_window"]),
     429: ("Too many requests", ["rate_limited", "upstream_rate_limited"]),
     501: ("Not implemented", ["check_unavailable"]),
     502: ("Bad gateway", ["upstream_bad_response", "upstream_unreachable", "upstream_auth_failed"]),

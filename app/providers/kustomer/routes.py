@@ -14,7 +14,7 @@ from app.providers.kustomer.shapes import (
     ConversationListArgs,
     ConversationPageSchema,
     CustomerLookupArgs,
-    CustomerSchema,
+    KustomerCustomerSchema,
     NoteBody,
     NoteSchema,
     TicketBody,
@@ -37,7 +37,7 @@ def object_id(field: str, value: str) -> str:
 
 
 @blp.route("/customers")
-@blp.alt_response(200, schema=CustomerSchema, success=True)
+@blp.alt_response(200, schema=KustomerCustomerSchema, success=True)
 @org_required
 @blp.arguments(CustomerLookupArgs, location="query", as_kwargs=True)
 @proxy_action(NAME, "customers.lookup")

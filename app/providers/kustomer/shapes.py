@@ -57,7 +57,7 @@ class NoteBody(Schema):
                          metadata={"description": "the internal note (agents only; never sent to the customer)"})
 
 
-class CustomerSchema(Schema):
+class KustomerCustomerSchema(Schema):
     id = fields.String()
     name = fields.String(allow_none=True)
     emails = fields.List(fields.String())

@@ -184,7 +184,7 @@ class OrderSummarySchema(Schema):
     total = fields.Nested(MoneySchema, allow_none=True)
 
 
-class CustomerSchema(Schema):
+class ShopifyCustomerSchema(Schema):
     id = fields.String()
     gid = fields.String()
     display_name = fields.String(allow_none=True)
@@ -344,7 +344,7 @@ def _find_order(shop_name: str, ref: str, withheld: list[str]) -> dict | None:
 
 
 @blp.route("/customers")
-@blp.alt_response(200, schema=CustomerSchema, success=True)
+@blp.alt_response(200, schema=ShopifyCustomerSchema, success=True)
 @org_required
 @blp.arguments(CustomerArgs, location="query", as_kwargs=True)
 @proxy_action(NAME, "customers.lookup")

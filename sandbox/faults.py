@@ -1,0 +1,105 @@
+"""Fault injection shared by the Messenger and Twilio emulators (Shopify keeps its own).
+
+A fault is served instead of (or, for ``slow``, before) the normal answer on the next ``times``
+matching requests. Kinds common to both: ``http_500``, ``http_503``, ``slow`` (``seconds``),
+``drop`` (close the socket: the outcome of a send is unknown), ``garbage`` (HTML), ``respond``
+(``body``/``status``: exactly this text). Each emulator adds its own rate-limit answer.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from flask import Response, request
+
+COMMON = frozenset({"http_500", "http_503", "slow", "drop", "garbage", "respond"})
+
+
+class FaultQueue:
+    def __init__(self, kinds: frozenset[str]):
+        self.kinds = COMMON | kinds
+        self._faults: list[dict] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, times: int = 1, account: str | None = None, endpoint: str | None = None,
+            **params) -> None:
+        if kind not in self.kinds:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(self.kinds)}")
+        if kind == "slow" and "seconds" not in params:
+            raise ValueError("the 'slow' fault needs seconds=")
+        if kind == "respond" and not isinstance(params.get("body"), str):
+            raise ValueError("the 'respond' fault needs body=")
+        if int(times) < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._faults.append({"kind": kind, "times": int(times), "account": account, "endpoint": endpoint,
+                                 "params": params})
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, account: str | None, endpoint: str | None) -> dict | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault["account"] not in (None, account) or fault["endpoint"] not in (None, endpoint):
+                    continue
+                fault["times"] -= 1
+                if fault["times"] <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+
+def serve_common(fault: dict, error_500: str, error_503: str) -> Response | None:
+    """The answer for a common fault kind (``None``: answer normally, after ``slow``)."""
+    params = fault["params"]
+    match fault["kind"]:
+        case "http_500":
+            return Response(error_500, status=500, content_type="application/json")
+        case "http_503":
+            return Response(error_503, status=503, content_type="application/json")
+        case "respond":
+            return Response(params["body"], status=int(params.get("status", 200)), content_type="application/json")
+        case "garbage":
+            return Response("<html><body>Bad gateway</body></html>", status=200, content_type="text/html")
+        case "slow":
+            time.sleep(float(params["seconds"]))
+            return None
+        case "drop":
+            sock = request.environ.get("werkzeug.socket")
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            return Response("", status=500)
+    return None
+
+
+class RateWindow:
+    """At most ``limit`` calls per ``per`` seconds per key (a sliding log; 0 = unlimited)."""
+
+    def __init__(self, limit: int, per: float = 1.0):
+        self.limit, self.per = limit, per
+        self._calls: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        if not self.limit:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            calls = [t for t in self._calls.get(key, []) if now - t < self.per]
+            if len(calls) >= self.limit:
+                self._calls[key] = calls
+                return False
+            calls.append(now)
+            self._calls[key] = calls
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._calls.clear()

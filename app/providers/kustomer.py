@@ -4,6 +4,7 @@ Credentials: ``KUSTOMER_API_KEY`` or ``KUSTOMER_API_KEYS`` (JSON map subdomain â
 """
 
 from app.providers.base import DNS_LABEL, IdentifierField, Provider
+from app.quota import header_signals
 from config import CredentialSpec
 
 provider = Provider(
@@ -22,4 +23,8 @@ provider = Provider(
         json_maps=("KUSTOMER_API_KEYS",),
     ),
     docs_url="https://developer.kustomer.com/kustomer-api-docs",
+    # One 60 s budget per Kustomer org, shared by every key: x-ratelimit-limit/-remaining
+    # (x-ratelimit-reset is read when present; Kustomer does not document it).
+    rate_limit=header_signals(limit="x-ratelimit-limit", remaining="x-ratelimit-remaining",
+                              reset="x-ratelimit-reset"),
 )

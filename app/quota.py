@@ -148,6 +148,12 @@ def _low(state: dict, now: float) -> bool:
     return available is not None and bool(limit) and available < LOW * limit
 
 
+def _tight(state: dict, now: float) -> bool:
+    """Low, or within two calls of surely throttled: a reading worth sharing."""
+    available = _available(state, now)
+    return available is not None and (_low(state, now) or available < 2 * max(1.0, state.get("need", 1.0)))
+
+
 @dataclass
 class Ticket:
     provider: str
@@ -207,8 +213,8 @@ class Guard:
             if reading.need is not None:
                 new["need"] = reading.need
             new["blk"] = now + min(reading.wait, MAX_WAIT) if reading.wait else 0.0
-            if ("lim" not in state or reading.wait or state.get("blk") or _low(state, now)
-                    or _low({**state, **new}, now)):
+            if ("lim" not in state or reading.wait or state.get("blk") or _tight(state, now)
+                    or _tight({**state, **new}, now)):
                 fields.update(new)
         try:
             if failed:

@@ -30,9 +30,13 @@ on an account (its share is everything).
 which are answers). ``fail_max`` of them open it for ``reset_timeout`` seconds; then exactly one
 caller (a lease, ``SET NX``) makes the trial call: success closes it, failure opens it again.
 
-Hot path with Redis: one pipelined round trip before the call (read the record, count this
-call); the answer is written back only when it matters — the budget is low or was low, the
-breaker moved, or the record is new — so a healthy account costs one round trip per call.
+Hot path: a record read as healthy (breaker closed, no failures, no wait, budget well above
+what a call needs and above ``LOW``) is trusted by the process for ``HEALTHY_FOR`` seconds —
+no Redis round trip; otherwise one pipelined round trip reads it and counts this org's call.
+The answer is written back only when it matters (the budget is tight or was, a wait was given,
+the breaker moved, the record is new), and such a write makes the process read again. So a
+healthy account costs about one round trip per process per second; calls are counted for
+fairness only while the account is contested, which is when fairness applies.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ LOW = 0.5  # below this fraction of the bucket, orgs above their share are refus
 STATE_TTL = 3600  # an account nobody calls for an hour is forgotten
 STALE = 60.0  # a reading with neither a refill rate nor a reset time is believed this long
 MAX_WAIT = 3600.0  # a provider's "wait" is believed up to an hour
+HEALTHY_FOR = 1.0  # a process trusts a healthy record this long without reading it again
 
 
 @dataclass(frozen=True)
@@ -172,12 +177,23 @@ class Guard:
         self.fail_max = fail_max
         self.reset_timeout = reset_timeout
         self.clock = clock
+        # key -> (until, state): a record read as healthy is trusted for HEALTHY_FOR seconds in
+        # this process, so a healthy account costs no Redis round trip at all (see the docstring).
+        self._healthy: dict[str, tuple[float, dict]] = {}
 
     def admit(self, provider: str, scope: str, org: str, *, lease: float = 15.0) -> Ticket:
         """Raise 503/429 if this call must not be sent; else a ticket for ``record``."""
         now = self.clock()
         key = f"{provider}:{scope}"
-        state, usage = self.store.read(key, int(now // WINDOW), org)
+        cached = self._healthy.get(key)
+        if cached is not None and cached[0] > now:
+            state, usage = cached[1], {}
+        else:
+            state, usage = self.store.read(key, int(now // WINDOW), org)
+            if self._is_healthy(state, now):
+                self._healthy[key] = (now + HEALTHY_FOR, state)
+            else:
+                self._healthy.pop(key, None)
         open_until = state.get("open", 0.0)
         if open_until:
             if now < open_until:
@@ -195,6 +211,11 @@ class Guard:
             if _low(state, now) and len(usage) > 1 and usage.get(org, 0) > sum(usage.values()) / len(usage):
                 raise UpstreamRateLimited(provider, math.ceil(_seconds_until(state, now, LOW * state["lim"])))
         return Ticket(provider, key, org, state, trial=False)
+
+    @staticmethod
+    def _is_healthy(state: dict, now: float) -> bool:
+        return (not state.get("open") and not state.get("fails") and now >= state.get("blk", 0.0)
+                and "lim" in state and not _tight(state, now))
 
     def record(self, ticket: Ticket, reading: Reading | None, failed: bool) -> None:
         """Write back what the answer taught us — only what changes a later decision."""
@@ -216,6 +237,8 @@ class Guard:
             if ("lim" not in state or reading.wait or state.get("blk") or _tight(state, now)
                     or _tight({**state, **new}, now)):
                 fields.update(new)
+        if failed or fields or ticket.trial:
+            self._healthy.pop(ticket.key, None)  # this process reads the record again next time
         try:
             if failed:
                 fails = self.store.fail(ticket.key, fields)

@@ -179,6 +179,10 @@ class Config:
             "HTTP_DEADLINE": env_float(env, "HTTP_DEADLINE", 15.0, minimum=0.05),
             "HTTP_MAX_RETRIES": env_int(env, "HTTP_MAX_RETRIES", 2),
             "HTTP_POOL_SIZE": env_int(env, "HTTP_POOL_SIZE", 20, minimum=1),
+            # The circuit breaker per provider account (app/quota.py): this many consecutive
+            # timeouts or 5xx open it for BREAKER_RESET seconds, then one trial call decides.
+            "BREAKER_FAILURES": env_int(env, "BREAKER_FAILURES", 5, minimum=1),
+            "BREAKER_RESET": env_float(env, "BREAKER_RESET", 30.0, minimum=0.1),
             # Shopify: the GraphQL Admin API version is pinned; the URL template is data so the
             # sandbox can stand in for https://{shop}.myshopify.com.
             "SHOPIFY_API_VERSION": _api_version(env.get("SHOPIFY_API_VERSION", "2026-10")),

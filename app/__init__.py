@@ -18,7 +18,7 @@ from config import Config, Credentials, environ
 
 def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     import webhooks
-    from app import api, cli, messaging, deliveries, errors, idempotency, inbound, logs, proxy, ratelimit
+    from app import api, cli, messaging, deliveries, errors, idempotency, inbound, logs, proxy, quota, ratelimit
     from app.extensions import db, init_db, migrate
     from app.outbound import Outbound
     from app.providers import check_credentials, credential_specs
@@ -43,6 +43,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     ratelimit.init_app(app)
     _init_shared_state(app)
     app.extensions["outbound"] = Outbound.from_config(app.config)
+    quota.init_app(app)
 
     _init_request_context(app)
     errors.init_app(app)

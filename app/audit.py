@@ -37,6 +37,7 @@ class Action(str, enum.Enum):
     INTEGRATION_ASSIGNED = "integration.assigned"
     INTEGRATION_DISCONNECTED = "integration.disconnected"
     INTEGRATION_TESTED = "integration.tested"
+    INTEGRATION_FAILED = "integration.failed"
     PROXY_REQUEST = "proxy.request"
     AUTH_FAILED = "auth.failed"
     WEBHOOK_RECEIVED = "webhook.received"

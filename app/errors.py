@@ -20,7 +20,9 @@
     └── UpstreamError           the provider's fault or state; always names ``provider``
         ├── ProviderNotConfigured   503 provider_not_configured   (variables: log and admin API only)
         ├── UpstreamRateLimited     429 upstream_rate_limited     (Retry-After)
+        ├── UpstreamCircuitOpen     503 upstream_circuit_open     (Retry-After; app/quota.py)
         ├── UpstreamTimeout         504 upstream_timeout
+        ├── UpstreamOutcomeUnknown  504 upstream_outcome_unknown  (a write that may have run; not re-sent)
         ├── UpstreamUnreachable     502 upstream_unreachable
         ├── UpstreamBadResponse     502 upstream_bad_response     (garbage, redirect, 5xx)
         └── UpstreamAuthFailed      502 upstream_auth_failed      (our credentials were refused)
@@ -198,10 +200,34 @@ class UpstreamRateLimited(UpstreamError):
         )
 
 
+class UpstreamCircuitOpen(UpstreamError):
+    """Repeated timeouts or 5xx from this provider account: calls fail fast until a trial passes."""
+
+    status = 503
+    code = "upstream_circuit_open"
+    title = "Provider failing; calls paused"
+
+    def __init__(self, provider: str, retry_after: float):
+        retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(
+            provider,
+            f"{provider} has been failing for this account; calls are paused for {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"
     title = "Provider timed out"
+
+
+class UpstreamOutcomeUnknown(UpstreamTimeout):
+    """A non-idempotent write was (or may have been) sent and no answer came: it may have run.
+    It is never re-sent blindly; the caller decides (with its Idempotency-Key, or by reading back)."""
+
+    code = "upstream_outcome_unknown"
+    title = "Provider outcome unknown"
 
 
 class UpstreamUnreachable(UpstreamError):

@@ -17,7 +17,12 @@ It owns, so that no provider has to:
   honours ``Retry-After`` — but only while the deadline allows. A non-idempotent call is retried
   only when the connection was never made (the request cannot have been sent);
 * mapping transport failures onto the error tree (504 timeout, 502 unreachable/bad answer,
-  429 upstream rate limit with ``Retry-After``).
+  429 upstream rate limit with ``Retry-After``); a non-idempotent call whose request may have been
+  sent (read timeout, connection lost, deadline passed while waiting) is 504
+  ``upstream_outcome_unknown`` and is never re-sent;
+* the account's shared budget and circuit breaker (``app/quota.py``), when the caller names the
+  account: refused before sending when the provider would surely throttle it (429) or the
+  account's circuit is open (503); every answer's rate-limit signals are recorded.
 
 Nothing here logs headers or bodies.
 """
@@ -46,6 +51,7 @@ from urllib3.util import parse_url
 
 from app.errors import (
     UpstreamBadResponse,
+    UpstreamOutcomeUnknown,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -282,6 +288,11 @@ class Outbound:
         # retries=False: this module is the one retry layer; urllib3 raises errors as they happen.
         self.pool = urllib3.PoolManager(num_pools=pool_size, maxsize=pool_size, retries=False)
         self.pool.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        # Set by the app (app/__init__.py): the shared budget and breaker, and per provider its
+        # rate-limit reader and quota scope (declared on ``Provider``).
+        self.guard = None
+        self.signals: dict[str, Callable] = {}
+        self.scopes: dict[str, Callable[[str | None], str]] = {}
 
     @classmethod
     def from_config(cls, config) -> "Outbound":
@@ -309,6 +320,7 @@ class Outbound:
         deadline: float | None = None,
         peer_check: Callable[[str], None] | None = None,
         any_status: bool = False,
+        account: str | None = None,
     ) -> Outcome:
         """One provider call within ``deadline`` (a ``time.monotonic()`` instant; by default
         ``HTTP_DEADLINE`` from now — a provider passes its own when several calls, such as a token
@@ -317,8 +329,41 @@ class Outbound:
         ``peer_check(ip)`` raises ``AddressRefused`` for an address a new connection must not use
         (org webhook endpoints: app/deliveries.py). ``any_status``: every non-3xx answer is
         returned as it is, 429 and 5xx included, never retried here (the caller keeps its own
-        schedule)."""
+        schedule).
+        ``account`` (the account key) puts the call under the account's shared budget and
+        circuit breaker (app/quota.py)."""
         check_url(url, expected, provider)
+        send = dict(json=json, data=data, content=content, idempotent=idempotent, classify=classify,
+                    deadline=deadline, peer_check=peer_check, any_status=any_status)
+        if account is None or self.guard is None:
+            return self._call(provider, method, url, headers, seen=None, **send)
+        scope = self.scopes.get(provider)
+        ticket = self.guard.admit(provider, scope(account) if scope else account, _org_id(),
+                                  lease=self.deadline)
+        seen: list[Response] = []
+        failed = False
+        try:
+            return self._call(provider, method, url, headers, seen=seen, **send)
+        except (UpstreamTimeout, UpstreamUnreachable):  # UpstreamOutcomeUnknown included
+            failed = True
+            raise
+        except UpstreamBadResponse:
+            failed = bool(seen) and seen[-1].status_code >= 500
+            raise
+        finally:
+            read = self.signals.get(provider)
+            reading = None
+            if seen:
+                try:
+                    reading = read(seen[-1]) if read else None
+                except Exception:  # noqa: BLE001 — a reader's bug must not fail the call
+                    log.exception("rate-limit reader for %s failed", provider)
+                if reading is None and seen[-1].status_code == 429:
+                    reading = _retry_after_reading(seen[-1])
+            self.guard.record(ticket, reading, failed)
+
+    def _call(self, provider, method, url, headers, *, json, data, content, idempotent, classify, deadline,
+              peer_check, any_status, seen):
         headers = dict(headers)
         body = None
         if json is not None:
@@ -337,7 +382,7 @@ class Outbound:
         _current.peer_check = peer_check
         try:
             return self._attempts(provider, method, url, body, headers, idempotent, classify,
-                                  started, deadline, ticket, any_status)
+                                  started, deadline, ticket, seen, any_status)
         finally:
             _current.ticket = None
             _current.peer_check = None
@@ -362,7 +407,7 @@ class Outbound:
         return response
 
     def _attempts(self, provider, method, url, body, headers, idempotent, classify,
-                  started, deadline, ticket, any_status=False) -> Outcome:
+                  started, deadline, ticket, seen, any_status=False) -> Outcome:
         attempt = 0
         while True:
             attempt += 1
@@ -373,6 +418,14 @@ class Outbound:
             wait: float | None = None
             try:
                 response = self._exchange(provider, method, url, body, headers, timeout, deadline, ticket)
+                if seen is not None:
+                    seen.append(response)
+            except UpstreamTimeout:
+                # The deadline passed while the request was out (the watchdog, or a dripped body):
+                # for a write, it may have run.
+                if not idempotent:
+                    raise _unknown(provider) from None
+                raise
             except u3.NewConnectionError:
                 # Refused or unresolvable: nothing was sent, so any method may be retried.
                 failure: Exception = UpstreamUnreachable(provider, f"Could not reach {provider}.")
@@ -383,12 +436,13 @@ class Outbound:
             except u3.ReadTimeoutError:
                 failure = UpstreamTimeout(provider, f"{provider} did not answer in time.")
                 if not idempotent:
-                    raise failure from None  # outcome unknown: never re-send blindly
+                    raise _unknown(provider) from None  # the request was sent: never re-send blindly
                 wait = self._backoff(attempt)
             except (u3.ProtocolError, u3.SSLError, u3.ProxyError):
                 failure = UpstreamUnreachable(provider, f"Lost the connection to {provider}.")
                 if not idempotent:
-                    raise failure from None
+                    # The connection broke after it was made: the request may have been sent.
+                    raise _unknown(provider) from None
                 wait = self._backoff(attempt)
             except u3.HTTPError:
                 raise UpstreamBadResponse(provider, f"Unusable answer from {provider}.") from None
@@ -418,3 +472,24 @@ class Outbound:
         ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
+
+
+def _unknown(provider: str) -> UpstreamOutcomeUnknown:
+    return UpstreamOutcomeUnknown(
+        provider, f"{provider} did not answer a write that may have been carried out; it was not "
+                  "sent again. Check its result before retrying (or retry with the same Idempotency-Key).")
+
+
+def _retry_after_reading(response: Response):
+    from app.quota import Reading
+
+    return Reading(wait=retry_after_seconds(response.headers.get("Retry-After")) or 1.0)
+
+
+def _org_id() -> str:
+    """The org on whose behalf this call is made (fairness counts per org), or ``-`` outside a
+    request (CLI checks)."""
+    from flask import g, has_app_context
+
+    org = g.get("org") if has_app_context() else None
+    return str(org.id) if org is not None else "-"

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 
 from app.audit import Action, record
-from app.errors import AuditUnavailable, Conflict, ProviderNotConfigured, problem
+from app.errors import AuditUnavailable, Conflict, ProviderNotConfigured, UpstreamAuthFailed, problem
 from app.extensions import autocommit, db
 from app.models import Integration
 
@@ -36,7 +36,7 @@ def credentials_for(provider_name: str):
 
 _integrations = Integration.__table__
 # On every proxy call: only the two columns needed, scoped by the org from the key.
-_LOOKUP = sa.select(_integrations.c.status, _integrations.c.account_key).where(
+_LOOKUP = sa.select(_integrations.c.status, _integrations.c.account_key, _integrations.c.id).where(
     _integrations.c.organization_id == sa.bindparam("org_id"),
     _integrations.c.provider == sa.bindparam("provider"),
 )
@@ -63,7 +63,19 @@ def proxy_action(provider_name: str, operation: str):
             credentials_for(provider_name)
             integration = connected_integration(provider_name)
             g.proxy_audit["target"] = integration.account_key
-            return view(integration, *args, **kwargs)
+            try:
+                return view(integration, *args, **kwargs)
+            except UpstreamAuthFailed as exc:
+                # The provider refused the platform's credentials for this account (after any
+                # stale-token re-mint): not retried, and the integration turns ``error`` so the
+                # admin sees it (GET /api/v1/admin/integrations?status=error).
+                from app.services import mark_integration_failed
+
+                mark_integration_failed(g.org.id, provider_name, integration.id, integration.account_key,
+                                        f"{exc.detail} (during {operation}); the operator must fix the "
+                                        "platform's credentials, then test the integration again.",
+                                        actor=g.get("actor"))
+                raise
 
         return wrapper
 

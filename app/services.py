@@ -9,6 +9,7 @@ nothing half-written. Handlers and CLI commands only parse input and render outp
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 
@@ -26,6 +27,8 @@ from app.providers import get_provider
 from app.providers.base import AccountCheckFailed
 from app.proxy import credentials_for
 from config import is_rate_limit
+
+log = logging.getLogger("switchboard.services")
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
 # The one spelling of an id in an admin path: the form the API itself returns. Anything else is a
@@ -341,6 +344,30 @@ def check_integration(org: OrgContext, provider_name: str, *, actor: str) -> tup
            detail={"ok": ok})
     db.session.commit()
     return db.session.get(Integration, integration_id), {"ok": ok, "message": message}
+
+
+def mark_integration_failed(org_id, provider_name: str, integration_id, account_key: str | None,
+                            message: str, *, actor: str | None) -> bool:
+    """A live call was refused with the platform's credentials: ``connected → error``, once.
+
+    Conditional (``_swap``): only if the row is still connected to the same account — a
+    disconnect, release or switch racing this call is never undone — and audited with the change.
+    A loser (another refused call already marked it) writes nothing.
+    """
+    try:
+        changed = _swap(integration_id, {"status": "connected", "account_key": account_key},
+                        status="error", error_message=message[:500], sync_status="failed",
+                        last_synced_at=utcnow())
+        if changed:
+            record(Action.INTEGRATION_FAILED, provider=provider_name, target=account_key, outcome="failure",
+                   organization_id=org_id, actor=actor, detail={"error": "upstream_auth_failed"})
+        db.session.commit()
+        return changed
+    except sa.exc.SQLAlchemyError:
+        # The caller still gets the provider's refusal; the mark is retried by the next call.
+        db.session.rollback()
+        log.error("could not mark %s integration %s as error", provider_name, integration_id)
+        return False
 
 
 # --- the admin's decisions on claims -------------------------------------------------------------

@@ -2,6 +2,8 @@
 
     make bench                      # SQLite + memory, then PostgreSQL + Redis when reachable
     python -m benchmarks.proxy_latency --rounds 2000 --only sqlite
+    python -m benchmarks.proxy_latency --database-url postgresql://…/bench_x --redis-url redis://…/11
+    python -m benchmarks.proxy_latency --app-root /tmp/old-checkout   # the same run against other code
 
 Each configuration starts its own processes: the Shopify emulator (``python -m sandbox shopify``)
 and Switchboard under gunicorn (1 worker, gthread with 4 threads; ``BENCH_WORKER`` and
@@ -37,8 +39,10 @@ TOKEN = "shpat_bench_demo_store"
 ADMIN = "bench-admin-key-0123456789abcdef"
 PRODUCT = "8915061031187"
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
-PG_URL = PG_SERVER + "/switchboard_bench"  # its own database: the test database stays untouched
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# Its own database: the test database stays untouched. BENCH_DATABASE_URL / BENCH_REDIS_URL (or
+# --database-url / --redis-url) move a run elsewhere, e.g. beside other people's runs.
+PG_URL = os.environ.get("BENCH_DATABASE_URL", PG_SERVER + "/switchboard_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def free_port() -> int:
@@ -59,8 +63,8 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def process(args: list[str], env: dict, probe: str):
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+def process(args: list[str], env: dict, probe: str, cwd: Path = ROOT):
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         wait_until_up(probe)
@@ -76,13 +80,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def run(label: str, database_url: str, redis_url: str | None, rounds: int, warmup: int) -> dict:
+def run(label: str, database_url: str, redis_url: str | None, rounds: int, warmup: int,
+        root: Path = ROOT) -> dict:
     shopify_port, app_port = free_port(), free_port()
     shopify_url = f"http://127.0.0.1:{shopify_port}"
     app_url = f"http://127.0.0.1:{app_port}"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update({
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(root),
         "SANDBOX_SHOPIFY_TOKENS": json.dumps({"demo-store": TOKEN}),
         # Both legs share one cost bucket; at Shopify's Standard 100 points/s a product lookup
         # (59 points) would throttle after a few dozen rounds. Latency, not throttling, is measured.
@@ -100,16 +105,17 @@ def run(label: str, database_url: str, redis_url: str | None, rounds: int, warmu
     if redis_url:
         env["REDIS_URL"] = redis_url
     if database_url.startswith("postgresql"):
-        ensure_database()
-        subprocess.run([str(BIN / "flask"), "db", "downgrade", "base"], env=env, cwd=ROOT, check=True,
+        ensure_database(database_url)
+        subprocess.run([str(BIN / "flask"), "db", "downgrade", "base"], env=env, cwd=root, check=True,
                        capture_output=True)
-    subprocess.run([str(BIN / "flask"), "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([str(BIN / "flask"), "db", "upgrade"], env=env, cwd=root, check=True, capture_output=True)
 
     emulator = [str(BIN / "python"), "-m", "sandbox", "shopify", "--port", str(shopify_port)]
     worker = os.environ.get("BENCH_WORKER", "gthread")
     server = [str(BIN / "gunicorn"), "-w", "1", "-k", worker, "--threads", os.environ.get("BENCH_THREADS", "4"), "-b", f"127.0.0.1:{app_port}",
               "--keep-alive", "30", "wsgi:app"]
-    with process(emulator, env, shopify_url + "/__sandbox__/received"), process(server, env, app_url + "/healthz"):
+    with process(emulator, env, shopify_url + "/__sandbox__/received"), \
+            process(server, env, app_url + "/healthz", cwd=root):
         admin = {"Authorization": f"Bearer {ADMIN}"}
         session = requests.Session()
         org = session.post(f"{app_url}/api/v1/admin/organizations", json={"slug": f"bench-{int(time.time())}"},
@@ -170,12 +176,15 @@ def run(label: str, database_url: str, redis_url: str | None, rounds: int, warmu
     }
 
 
-def ensure_database() -> None:
+def ensure_database(url: str = PG_URL) -> None:
     import psycopg
 
-    with psycopg.connect(PG_SERVER + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'switchboard_bench'").fetchone():
-            conn.execute("CREATE DATABASE switchboard_bench")
+    server, name = url.rsplit("/", 1)
+    if not name.replace("_", "").isalnum():
+        raise SystemExit(f"not a plain database name: {name!r}")
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def reachable(host: str, port: int) -> bool:
@@ -191,14 +200,24 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--database-url", default=PG_URL, help="PostgreSQL database of the second run")
+    parser.add_argument("--redis-url", default=REDIS_URL, help="Redis of the second run")
+    parser.add_argument("--app-root", type=Path, action="append",
+                        help="run Switchboard from this checkout (repeat to compare; default: this one)")
     args = parser.parse_args()
     results = []
+    roots = args.app_root or [ROOT]
+    tag = (lambda root: f" [{root.name}]") if len(roots) > 1 else (lambda root: "")
     if args.only in (None, "sqlite"):
-        with tempfile.TemporaryDirectory() as tmp:
-            results.append(run("SQLite + memory", f"sqlite:///{tmp}/bench.db", None, args.rounds, args.warmup))
+        for root in roots:
+            with tempfile.TemporaryDirectory() as tmp:
+                results.append(run("SQLite + memory" + tag(root), f"sqlite:///{tmp}/bench.db", None,
+                                   args.rounds, args.warmup, root))
     if args.only in (None, "postgres"):
         if reachable("127.0.0.1", 5432) and reachable("127.0.0.1", 6379):
-            results.append(run("PostgreSQL + Redis", PG_URL, REDIS_URL, args.rounds, args.warmup))
+            for root in roots:
+                results.append(run("PostgreSQL + Redis" + tag(root), args.database_url, args.redis_url,
+                                   args.rounds, args.warmup, root))
         else:
             print("PostgreSQL or Redis not reachable on 127.0.0.1: skipped that configuration")
     print(f"\n{args.rounds} rounds after {args.warmup} warm-up rounds; milliseconds\n")

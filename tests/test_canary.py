@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -73,6 +74,7 @@ def test_no_credential_appears_anywhere(make_app, canary_shopify, caplog, capfd)
         canary_shopify.inject(fault, times=5)
         call("GET", f"/api/v1/shopify/products/{MUG}", headers=org)
         canary_shopify.reset()
+    time.sleep(1.1)  # the 429's Retry-After (1 s) is honoured for the account's next calls too
     canary_shopify.inject("slow", times=5, seconds=1.5)
     call("GET", f"/api/v1/shopify/products/{MUG}", headers=org)
     canary_shopify.reset()

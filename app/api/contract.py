@@ -49,8 +49,9 @@ STATUS_CODES = {
     501: ("Not implemented", ["check_unavailable"]),
     502: ("Bad gateway", ["upstream_bad_response", "upstream_unreachable", "upstream_auth_failed"]),
     503: ("Unavailable", ["database_unavailable", "shared_state_unavailable", "audit_unavailable",
-                          "admin_not_configured", "provider_not_configured", "webhooks_not_configured"]),
-    504: ("Gateway timeout", ["upstream_timeout"]),
+                          "admin_not_configured", "provider_not_configured", "webhooks_not_configured",
+                          "upstream_circuit_open"]),
+    504: ("Gateway timeout", ["upstream_timeout", "upstream_outcome_unknown"]),
 }
 
 HEADERS = {

@@ -67,6 +67,12 @@ class Provider:
     blueprint: Blueprint | None = None
     # verify(account_key) -> None; raises AccountCheckFailed or an UpstreamError.
     verify: Callable[[str | None], None] | None = None
+    # How to read the provider's rate-limit signals from an answer (app/quota.py: Reading,
+    # header_signals for declared header names); None: only a 429's Retry-After.
+    rate_limit: Callable[[object], object] | None = None
+    # Whose bucket a call spends: account key -> quota scope. None: the account itself (or
+    # "platform" for a platform service, whose one key every org shares).
+    quota_scope: Callable[[str | None], str] | None = None
 
     @property
     def kind(self) -> str:

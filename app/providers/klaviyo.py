@@ -5,6 +5,7 @@ company id → private key). Actions arrive in a later issue; connecting is vali
 """
 
 from app.providers.base import IdentifierField, Provider
+from app.quota import IETF_RATELIMIT
 from config import CredentialSpec
 
 provider = Provider(
@@ -22,4 +23,6 @@ provider = Provider(
         json_maps=("KLAVIYO_PRIVATE_API_KEYS",),
     ),
     docs_url="https://developers.klaviyo.com/en/reference/api_overview",
+    # Klaviyo sends the IETF draft's RateLimit-Limit/-Remaining/-Reset and Retry-After on 429.
+    rate_limit=IETF_RATELIMIT,
 )

@@ -13,6 +13,7 @@ lets the sandbox stand in. The parts, as every provider package has them:
 from app.providers.base import DNS_LABEL, IdentifierField, Provider
 from app.providers.kustomer.client import verify
 from app.providers.kustomer.routes import blp
+from app.quota import header_signals
 from config import CredentialSpec
 
 provider = Provider(
@@ -35,4 +36,8 @@ provider = Provider(
              "POST /api/v1/kustomer/conversations", "POST /api/v1/kustomer/conversations/{conversation_id}/notes"],
     blueprint=blp,
     verify=verify,
+    # One 60 s budget per Kustomer org, shared by every key: x-ratelimit-limit/-remaining
+    # (x-ratelimit-reset is read when present; Kustomer does not document it).
+    rate_limit=header_signals(limit="x-ratelimit-limit", remaining="x-ratelimit-remaining",
+                              reset="x-ratelimit-reset"),
 )

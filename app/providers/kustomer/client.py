@@ -69,6 +69,7 @@ class KustomerClient:
             NAME, method, url, expected=expected,
             headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
             json=json, idempotent=method == "GET" if idempotent is None else idempotent,
+            account=subdomain,  # the Kustomer org's shared budget and circuit breaker (app/quota.py)
         )
         response = outcome.response
         remaining = response.headers.get("x-ratelimit-remaining")

@@ -8,7 +8,7 @@ Parts (style.md #13): ``client`` (credentials, tokens, outbound), ``documents`` 
 """
 
 from app.providers.base import DNS_LABEL, IdentifierField, Provider
-from app.providers.shopify.client import CREDENTIALS, NAME, ShopifyClient, client, verify
+from app.providers.shopify.client import CREDENTIALS, NAME, ShopifyClient, client, rate_limit_signals, verify
 from app.providers.shopify.documents import (
     FIND_ORDER,
     GET_ORDER,
@@ -42,4 +42,5 @@ provider = Provider(
              "GET /api/v1/shopify/draft-orders/{draft_order_id}/invoice-url", "POST /api/v1/shopify/cart-links"],
     blueprint=blp,
     verify=verify,
+    rate_limit=rate_limit_signals,  # extensions.cost.throttleStatus on every answer (app/quota.py)
 )

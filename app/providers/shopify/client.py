@@ -32,6 +32,7 @@ from app.providers.base import DNS_LABEL, AccountCheckFailed
 from app.providers.shopify.documents import SHOP_IDENTITY
 from app.providers.shopify.mapping import _CONTROL, _obj, _str
 from app.proxy import note
+from app.quota import Reading, retry_after_only
 from config import CredentialSpec
 
 NAME = "shopify"
@@ -128,6 +129,7 @@ class ShopifyClient:
                 idempotent=document.lstrip().startswith("query"),  # queries are safe to repeat
                 classify=_classify,
                 deadline=deadline,
+                account=shop,  # the store's shared budget and circuit breaker (app/quota.py)
             )
             response = outcome.response
             if response.status_code in (401, 403) and source == "grant" and not last_try:
@@ -256,6 +258,34 @@ def _classify(response: Response) -> Retry | None:
     if not math.isfinite(wait):
         wait = 1.0
     return Retry(after=max(0.5, min(wait, 60.0)))
+
+
+_COST_FIELD = re.compile(
+    rb'"(requestedQueryCost|maximumAvailable|currentlyAvailable|restoreRate)"\s*:\s*([0-9][0-9.eE+]{0,20})')
+
+
+def rate_limit_signals(response: Response):
+    """The store's bucket from ``extensions.cost`` (on every GraphQL answer, THROTTLED included),
+    read with a byte scan of the answer's tail — the hot path must not parse the JSON twice
+    (``extensions`` comes last; the whole answer is scanned if the tail lacks it)."""
+    if response.status_code != 200:
+        return retry_after_only(response)
+    content = response.content
+    found = {m.group(1): m.group(2) for m in _COST_FIELD.finditer(content, max(0, len(content) - 600))}
+    if b"currentlyAvailable" not in found:
+        found = {m.group(1): m.group(2) for m in _COST_FIELD.finditer(content)}
+    try:
+        values = {k.decode(): float(v) for k, v in found.items()}
+    except ValueError:
+        return None
+    if "currentlyAvailable" not in values:
+        return None
+    wait = None
+    if b'"THROTTLED"' in content:
+        verdict = _classify(response)
+        wait = verdict.after if verdict else 1.0
+    return Reading(limit=values.get("maximumAvailable"), remaining=values["currentlyAvailable"],
+                   refill=values.get("restoreRate"), need=values.get("requestedQueryCost"), wait=wait)
 
 
 # --- verification (connect and test) ----------------------------------------------------------

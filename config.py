@@ -185,6 +185,10 @@ class Config:
             "SHOPIFY_SHOP_URL_TEMPLATE": env.get(
                 "SHOPIFY_SHOP_URL_TEMPLATE", "https://{shop}.myshopify.com"
             ),
+            # Klaviyo: the API revision is pinned (the date of the OpenAPI document we check
+            # against); the base URL is data so the sandbox can stand in for https://a.klaviyo.com.
+            "KLAVIYO_REVISION": _klaviyo_revision(env.get("KLAVIYO_REVISION", "2026-07-15")),
+            "KLAVIYO_BASE_URL": _base_url(env, "KLAVIYO_BASE_URL", "https://a.klaviyo.com"),
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
             "OPENAPI_REQUIRED": True,
         }
@@ -281,6 +285,19 @@ def _parsed_limit(env: Mapping[str, str], name: str, default: str):
 def _api_version(value: str) -> str:
     if not re.fullmatch(r"20[0-9]{2}-(01|04|07|10)", value):
         raise ConfigError("SHOPIFY_API_VERSION must be a quarterly version such as 2026-10")
+    return value
+
+
+def _klaviyo_revision(value: str) -> str:
+    if not re.fullmatch(r"20[0-9]{2}-[01][0-9]-[0-3][0-9]", value):
+        raise ConfigError("KLAVIYO_REVISION must be a revision date such as 2026-07-15")
+    return value
+
+
+def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, default).rstrip("/")
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", value):
+        raise ConfigError(f"{name} must be a scheme and host (and port) only, such as {default}")
     return value
 
 

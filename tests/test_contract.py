@@ -24,7 +24,6 @@ from tests.conftest import ADMIN_KEY
 BIN = Path(sys.executable).parent
 # Every provider configured, so a valid connect is never refused for a missing credential.
 PROVIDER_ENV = {
-    "KLAVIYO_PRIVATE_API_KEY": "contract-klaviyo-key",
     "KUSTOMER_API_KEY": "contract-kustomer-key",
     "MESSENGER_PAGE_ACCESS_TOKEN": "contract-messenger-token",
     "MESSENGER_APP_SECRET": "contract-messenger-secret",

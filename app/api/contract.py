@@ -36,7 +36,7 @@ STATUS_CODES = {
     401: ("Unauthorized", ["unauthorized"]),
     403: ("Forbidden", ["organization_suspended", "forbidden"]),
     404: ("Not found", ["not_found", "organization_not_found", "api_key_not_found", "integration_not_found",
-                        "unknown_provider", "product_not_found", "order_not_found"]),
+                        "unknown_provider", "product_not_found", "order_not_found", "list_not_found"]),
     409: ("Conflict", ["conflict", "slug_taken", "account_claimed", "integration_not_connected", "not_pending"]),
     413: ("Payload too large", ["payload_too_large"]),
     415: ("Unsupported media type", ["unsupported_media_type"]),
@@ -75,6 +75,7 @@ PATH_PATTERNS = {
     "key_id": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
     "integration_id": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
     "product_id": {"type": "string", "pattern": r"^[1-9][0-9]{0,19}$", "description": "numeric product id"},
+    "list_id": {"type": "string", "pattern": r"^[A-Za-z0-9]{1,64}$", "description": "Klaviyo list id"},
     "order_ref": {"type": "string", "pattern": r"^(?:[1-9][0-9]{0,19}|#[A-Za-z0-9-]{1,32})$",
                   "description": "numeric order id, or the order name such as `#1001` (sent as `%231001`)"},
 }

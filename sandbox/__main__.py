@@ -59,7 +59,22 @@ def _shopify_from_env() -> tuple[ShopifyEmulator, list[str]]:
     return emulator, lines
 
 
-EMULATORS = {"shopify": _shopify_from_env}
+def _klaviyo_from_env():
+    """Klaviyo reads SANDBOX_KLAVIYO_KEYS (JSON company id -> private key); defaults are printed."""
+    from .klaviyo import SANDBOX_KEYS, KlaviyoEmulator
+
+    try:
+        keys = json.loads(os.environ["SANDBOX_KLAVIYO_KEYS"]) if os.environ.get("SANDBOX_KLAVIYO_KEYS") else SANDBOX_KEYS
+    except ValueError as exc:
+        raise SystemExit(f"SANDBOX_KLAVIYO_KEYS is not valid JSON: {exc}") from exc
+    emulator = KlaviyoEmulator(keys=keys)
+    lines = [*(f"company {cid}: key {key}" for cid, key in sorted(keys.items())),
+             "API:            /api/accounts, /api/lists, /api/segments, /api/campaigns, /api/events, ...",
+             "controls:       /__sandbox__/faults, /__sandbox__/reset, /__sandbox__/received"]
+    return emulator, lines
+
+
+EMULATORS = {"shopify": _shopify_from_env, "klaviyo": _klaviyo_from_env}
 
 
 def main(argv: list[str] | None = None) -> int:

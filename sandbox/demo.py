@@ -70,6 +70,16 @@ def main() -> None:
         notes.append(f"No Shopify credentials set: the Shopify emulator runs at {emulator_server.url} "
                      f"(stores: demo-store, other-store), for this process only — `flask` commands "
                      f"in another shell see that shell's environment.")
+    klaviyo_server = None
+    if not any(env.get(name) for name in ("KLAVIYO_PRIVATE_API_KEY", "KLAVIYO_PRIVATE_API_KEYS")):
+        from sandbox.klaviyo import SANDBOX_KEYS, KlaviyoEmulator
+        from sandbox.server import serve
+
+        klaviyo_server = serve(KlaviyoEmulator().wsgi, port=int(env.get("SANDBOX_KLAVIYO_PORT", "0")))
+        env.update(KLAVIYO_PRIVATE_API_KEYS=json.dumps(SANDBOX_KEYS), KLAVIYO_BASE_URL=klaviyo_server.url,
+                   SANDBOX="true")
+        notes.append(f"No Klaviyo key set: the Klaviyo emulator runs at {klaviyo_server.url} "
+                     f"(company ids: {', '.join(SANDBOX_KEYS)}).")
     if not env.get("ADMIN_API_KEY"):
         env["ADMIN_API_KEY"] = "swbd_admin_" + secrets.token_urlsafe(24)
         notes.append(f"No ADMIN_API_KEY set: this run's admin key is {env['ADMIN_API_KEY']} "
@@ -109,6 +119,9 @@ def main() -> None:
         f"  curl '{base}/api/v1/shopify/products?query=mug' {auth}",
         "Track an order:",
         f"  curl '{base}/api/v1/shopify/orders/%231001' {auth}",
+        "Klaviyo (connect with PUT /api/v1/integrations/klaviyo {\"account_identifier\": {\"companyId\": \"AbC123\"}}):",
+        f"  curl -X POST {base}/api/v1/klaviyo/events {auth} -H 'Content-Type: application/json' -d "
+        + shlex.quote('{"metric": "Viewed Product", "email": "ada@example.com", "properties": {"sku": "MUG-1"}}'),
         "",
     ]), flush=True)
     from werkzeug.serving import make_server
@@ -121,6 +134,8 @@ def main() -> None:
         listener.close()
         if emulator_server is not None:
             emulator_server.stop()
+        if klaviyo_server is not None:
+            klaviyo_server.stop()
 
 
 if __name__ == "__main__":

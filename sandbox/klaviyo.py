@@ -342,7 +342,7 @@ class KlaviyoEmulator:
         }
 
     def _links(self, path: str, next_query: dict | None = None) -> dict:
-        links = {"self": f"{request.host_url.rstrip('/')}{path}", "next": None, "prev": None}
+        links = {"self": f"{request.host_url.rstrip('/')}{path}"}  # next/prev only when there is one
         if next_query:
             links["next"] = f"{request.host_url.rstrip('/')}{path}?{urlencode(next_query)}"
         return links

@@ -62,6 +62,9 @@ def _setup(base: str) -> dict:
                      headers=headers)
     call("PUT", "/api/v1/integrations/klaviyo", {"account_identifier": {"companyId": "AbC123"}}, headers=headers)
     call("PUT", "/api/v1/integrations/kustomer", {"account_identifier": {"subdomain": "acme"}}, headers=headers)
+    # Klaviyo is verified now (connected at once): a second pending integration for the admin's queue.
+    call("PUT", "/api/v1/integrations/messenger", {"account_identifier": {"pageId": "104512345678901"}},
+         headers={"Authorization": f"Bearer {other_key['key']}"})
 
     def cursor(path, headers=admin):
         value = call("GET", path, headers=headers)["next_cursor"]
@@ -82,6 +85,9 @@ def _setup(base: str) -> dict:
             "admin_list_keys": cursor(f"/api/v1/admin/organizations/{other['id']}/api-keys?limit=1"),
             "admin_list_integrations": cursor("/api/v1/admin/integrations?limit=1"),
             "admin_audit_logs": cursor("/api/v1/admin/audit-logs?limit=1"),
+            "klaviyo_list_lists": cursor("/api/v1/klaviyo/lists?limit=1", headers),
+            "klaviyo_list_segments": cursor("/api/v1/klaviyo/segments?limit=1", headers),
+            "klaviyo_list_campaigns": cursor("/api/v1/klaviyo/campaigns?channel=email&limit=1", headers),
         },
     }
 
@@ -116,6 +122,31 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-operation-id = "admin_assign_shopify"
 # The same for the admin's assignment of a store to an org: 422 account_not_reachable.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "org_connect_klaviyo"
+# A well-formed company id the platform's keys do not reach (Klaviyo is verified): 422.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "admin_assign_klaviyo"
+# The same for the admin's assignment.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "klaviyo_track_event"
+# At least one of email, phone_number, external_id: a rule across fields the document cannot say.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "klaviyo_upsert_profile"
+# The same rule (one identifier at least).
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "klaviyo_subscribe"
+# At least one of email, phone_number; and Klaviyo's own verdict on a made-up address: 422.
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]

@@ -66,7 +66,7 @@ def _setup(make_app):
     spare = client.post("/api/v1/admin/organizations/acme/api-keys", json={"name": "spare"}, headers=ADMIN).json
     benign = {
         "provider": "shopify", "product_id": "1", "order_ref": "1001", "org_ref": "acme",
-        "key_id": spare["id"], "integration_id": connected.json["id"], "filename": "x.txt",
+        "key_id": spare["id"], "integration_id": connected.json["id"], "filename": "x.txt", "list_id": "LAbC01",
     }
     return app, client, headers, benign
 

@@ -214,14 +214,6 @@ def test_bad_list_arguments_are_422(client, kl, klaviyo, query, field):
     assert klaviyo.received == []
 
 
-def test_a_cursor_of_email_campaigns_is_not_one_for_sms(client, kl, klaviyo):
-    klaviyo.accounts["AbC123"]["campaigns"] *= 30  # enough for a second page
-    page = client.get("/api/v1/klaviyo/campaigns?channel=email&limit=1", headers=kl).json
-    response = client.get("/api/v1/klaviyo/campaigns", query_string={"channel": "sms", "cursor": page["next_cursor"]},
-                          headers=kl)
-    assert response.status_code == 422 and response.json["code"] == "invalid_cursor"
-
-
 # --- upstream failures ---------------------------------------------------------------------------
 
 

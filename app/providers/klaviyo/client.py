@@ -82,10 +82,10 @@ class KlaviyoClient:
 
     def verify(self, company_id: str) -> None:
         """The key used for ``company_id`` belongs to that account (its public API key)."""
-        stamp = (company_id, hash(self._key(company_id)))
-        if self._verified.get(stamp, 0.0) > time.monotonic():
-            return
         try:
+            stamp = (company_id, hash(self._key(company_id)))
+            if self._verified.get(stamp, 0.0) > time.monotonic():
+                return
             _, payload = self.call(company_id, "GET", "/api/accounts",
                                    params={"fields[account]": "public_api_key"}, idempotent=True)
         except UpstreamAuthFailed as exc:

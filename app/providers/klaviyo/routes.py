@@ -71,7 +71,7 @@ class SubscribeArgs(_Identity):
     identifiers = ("email", "phone_number")
     email = _email()
     phone_number = _phone()
-    consent = fields.Boolean(required=True, metadata={
+    consent = fields.Boolean(required=True, metadata={"enum": [True],
         "description": "must be `true`: the person explicitly agreed to receive marketing on each channel given"})
     historical_import = fields.Boolean(load_default=False, metadata={
         "description": "consent was collected earlier (no double opt-in message is sent)"})
@@ -277,7 +277,7 @@ def list_segments(integration, limit, cursor):
 @proxy_action(NAME, "campaigns.list")
 def list_campaigns(integration, limit, cursor, channel):
     """The account's campaigns of one channel (email or SMS)."""
-    kind = f"klaviyo-campaigns-{channel}"  # a cursor from the email list is not one for SMS
+    kind = "klaviyo-campaigns"
     params = {"filter": f"equals(messages.channel,'{channel}')", **_page_params(kind, limit, cursor)}
     _, document = client().call(integration.account_key, "GET", "/api/campaigns", params=params, idempotent=True)
     return mapping.page_out(document, kind, lambda node: mapping.campaign_out(node, channel))

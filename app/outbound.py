@@ -368,7 +368,7 @@ class Outbound:
         body = None
         if json is not None:
             body = jsonlib.dumps(json, separators=(",", ":")).encode()
-            headers["Content-Type"] = "application/json"
+            headers.setdefault("Content-Type", "application/json")  # JSON:API sends its own type
         elif data is not None:
             body = urlencode(data).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"

@@ -129,8 +129,22 @@ def _twilio_from_env():
     return TwilioEmulator(sid, token, senders), lines
 
 
+def _klaviyo_from_env():
+    """Klaviyo reads SANDBOX_KLAVIYO_KEYS (JSON company id -> private key); defaults are printed."""
+    from .klaviyo import SANDBOX_KEYS, KlaviyoEmulator
 
-EMULATORS = {"shopify": _shopify_from_env, "kustomer": _kustomer_from_env,
+    try:
+        keys = json.loads(os.environ["SANDBOX_KLAVIYO_KEYS"]) if os.environ.get("SANDBOX_KLAVIYO_KEYS") else SANDBOX_KEYS
+    except ValueError as exc:
+        raise SystemExit(f"SANDBOX_KLAVIYO_KEYS is not valid JSON: {exc}") from exc
+    emulator = KlaviyoEmulator(keys=keys)
+    lines = [*(f"company {cid}: key {key}" for cid, key in sorted(keys.items())),
+             "API:            /api/accounts, /api/lists, /api/segments, /api/campaigns, /api/events, ...",
+             "controls:       /__sandbox__/faults, /__sandbox__/reset, /__sandbox__/received"]
+    return emulator, lines
+
+
+EMULATORS = {"shopify": _shopify_from_env, "klaviyo": _klaviyo_from_env, "kustomer": _kustomer_from_env,
              "messenger": _messenger_from_env, "twilio": _twilio_from_env}
 
 

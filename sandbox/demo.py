@@ -114,6 +114,16 @@ def main() -> None:
         env["SANDBOX"] = "true"
         notes.append(f"No Kustomer credentials set: the Kustomer emulator runs at {kustomer_server.url} "
                      f"(subdomains: demo, other).")
+    klaviyo_server = None
+    if not any(env.get(name) for name in ("KLAVIYO_PRIVATE_API_KEY", "KLAVIYO_PRIVATE_API_KEYS")):
+        from sandbox.klaviyo import SANDBOX_KEYS, KlaviyoEmulator
+        from sandbox.server import serve
+
+        klaviyo_server = serve(KlaviyoEmulator().wsgi, port=int(env.get("SANDBOX_KLAVIYO_PORT", "0")))
+        env.update(KLAVIYO_PRIVATE_API_KEYS=json.dumps(SANDBOX_KEYS), KLAVIYO_BASE_URL=klaviyo_server.url,
+                   SANDBOX="true")
+        notes.append(f"No Klaviyo key set: the Klaviyo emulator runs at {klaviyo_server.url} "
+                     f"(company ids: {', '.join(SANDBOX_KEYS)}).")
     messaging_servers = _start_messaging_emulators(env, notes)
     if not env.get("ADMIN_API_KEY"):
         env["ADMIN_API_KEY"] = "swbd_admin_" + secrets.token_urlsafe(24)
@@ -158,6 +168,9 @@ def main() -> None:
         f"  curl -X PUT {base}/api/v1/integrations/kustomer {auth} -H 'Content-Type: application/json' "
         f"-d '{{\"account_identifier\": {{\"subdomain\": \"demo\"}}}}' && "
         f"curl '{base}/api/v1/kustomer/customers?email=ada@example.com' {auth}",
+        "Klaviyo (connect with PUT /api/v1/integrations/klaviyo {\"account_identifier\": {\"companyId\": \"AbC123\"}}):",
+        f"  curl -X POST {base}/api/v1/klaviyo/events {auth} -H 'Content-Type: application/json' -d "
+        + shlex.quote('{"metric": "Viewed Product", "email": "ada@example.com", "properties": {"sku": "MUG-1"}}'),
         "",
     ]), flush=True)
     from werkzeug.serving import make_server
@@ -174,6 +187,8 @@ def main() -> None:
             kustomer_server.stop()
         for running in messaging_servers:
             running.stop()
+        if klaviyo_server is not None:
+            klaviyo_server.stop()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from app import create_app
 from app.extensions import db
 from sandbox.server import serve
 from sandbox.kustomer import KustomerEmulator
+from sandbox.klaviyo import KlaviyoEmulator
 from sandbox.shopify import ShopifyEmulator
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
@@ -62,6 +63,27 @@ def _reset_shopify(request):
     yield
 
 
+KLAVIYO_KEYS = {"AbC123": "pk_test_abc123_0123456789abcdef", "XyZ789": "pk_test_xyz789_0123456789abcdef"}
+KLAVIYO = {"url": None}  # the session emulator's URL, once started (base_env reads it)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def klaviyo():
+    """One Klaviyo emulator for the session (every app points at it); reset before every test."""
+    emulator = KlaviyoEmulator(keys=dict(KLAVIYO_KEYS))
+    with serve(emulator.wsgi) as server:
+        emulator.url = KLAVIYO["url"] = server.url
+        yield emulator
+    KLAVIYO["url"] = None
+
+
+@pytest.fixture(autouse=True)
+def _reset_klaviyo(request):
+    if "klaviyo" in request.fixturenames:
+        request.getfixturevalue("klaviyo").reset()
+    yield
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     return os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
@@ -84,6 +106,9 @@ def base_env(database_url: str, shopify_url: str | None, kustomer=None) -> dict[
     }
     if os.environ.get("REDIS_URL"):
         env["REDIS_URL"] = os.environ["REDIS_URL"]
+    if KLAVIYO["url"]:
+        env["KLAVIYO_PRIVATE_API_KEYS"] = json.dumps(KLAVIYO_KEYS)
+        env["KLAVIYO_BASE_URL"] = KLAVIYO["url"]
     if shopify_url:
         env["SHOPIFY_ADMIN_ACCESS_TOKENS"] = json.dumps(SHOPIFY_TOKENS)
         env["SHOPIFY_SHOP_URL_TEMPLATE"] = shopify_url + "/shops/{shop}"

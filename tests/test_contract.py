@@ -24,7 +24,6 @@ from tests.conftest import ADMIN_KEY
 BIN = Path(sys.executable).parent
 # Every provider configured, so a valid connect is never refused for a missing credential.
 PROVIDER_ENV = {
-    "KLAVIYO_PRIVATE_API_KEY": "contract-klaviyo-key",
     "MESSENGER_PAGE_ACCESS_TOKEN": "contract-messenger-token",
     "MESSENGER_APP_SECRET": "contract-messenger-secret",
     "TWILIO_ACCOUNT_SID": "ACcontract",
@@ -97,6 +96,9 @@ def _setup(base: str) -> dict:
             "admin_audit_logs": cursor("/api/v1/admin/audit-logs?limit=1"),
             "events_list_events": cursor("/api/v1/events?limit=1", headers),
             "admin_all_events": cursor("/api/v1/admin/events?limit=1"),
+            "klaviyo_list_lists": cursor("/api/v1/klaviyo/lists?limit=1", headers),
+            "klaviyo_list_segments": cursor("/api/v1/klaviyo/segments?limit=1", headers),
+            "klaviyo_list_campaigns": cursor("/api/v1/klaviyo/campaigns?channel=email&limit=1", headers),
         },
     }
 
@@ -210,6 +212,31 @@ include-operation-id = ["messenger_send_message", "messenger_send_sender_action"
 # A send to a customer who has not written in 24 hours is 422 outside_messaging_window (a fact
 # about the world), and the one-of rules (text or attachment; template or free-form) are not in
 # the document's shape.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "org_connect_klaviyo"
+# A well-formed company id the platform's keys do not reach (Klaviyo is verified): 422.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "admin_assign_klaviyo"
+# The same for the admin's assignment.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "klaviyo_track_event"
+# At least one of email, phone_number, external_id: a rule across fields the document cannot say.
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "klaviyo_upsert_profile"
+# The same rule (one identifier at least).
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "klaviyo_subscribe"
+# At least one of email, phone_number; and Klaviyo's own verdict on a made-up address: 422.
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]

@@ -69,7 +69,7 @@ def _setup(make_app):
     spare = client.post("/api/v1/admin/organizations/acme/api-keys", json={"name": "spare"}, headers=ADMIN).json
     benign = {
         "provider": "shopify", "product_id": "1", "order_ref": "1001", "org_ref": "acme",
-        "key_id": spare["id"], "integration_id": connected.json["id"], "filename": "x.txt",
+        "key_id": spare["id"], "integration_id": connected.json["id"], "filename": "x.txt", "list_id": "LAbC01",
         "customer_id": "0" * 24, "conversation_id": "0" * 24,
         "event_id": "00000000-0000-4000-8000-000000000000", "source": "shopify",
         "draft_order_id": "1",

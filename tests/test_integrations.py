@@ -83,7 +83,6 @@ def test_every_provider_validates_its_identifier(client, org, provider, identifi
 @pytest.mark.parametrize(
     "provider, identifier, variables",
     [
-        ("klaviyo", {"companyId": "AbC123"}, ["KLAVIYO_PRIVATE_API_KEY"]),
         ("kustomer", {"subdomain": "mycompany"}, ["KUSTOMER_API_KEY"]),
         ("messenger", {"pageId": "104512345678901"}, ["MESSENGER_PAGE_ACCESS_TOKEN", "MESSENGER_APP_SECRET"]),
         ("whatsapp", {"phoneNumber": "+14155550123"}, ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]),
@@ -109,13 +108,13 @@ def test_valid_identifier_for_unconfigured_provider_is_503_naming_variables_to_t
 
 
 def test_configured_provider_without_automatic_check_waits_for_approval(make_app, new_org, admin):
-    app = make_app(KLAVIYO_PRIVATE_API_KEY="pk_test_klaviyo_value")
+    app = make_app(KUSTOMER_API_KEY="test-kustomer-value")
     client = app.test_client()
     headers = org_headers(client, "kl")
-    connected = put(client, "klaviyo", {"companyId": "AbC123"}, headers)
+    connected = put(client, "kustomer", {"subdomain": "mycompany"}, headers)
     assert connected.status_code == 201
     assert connected.json["status"] == "pending"
-    assert connected.json["account_identifier"] == {"companyId": "AbC123"}
+    assert connected.json["account_identifier"] == {"subdomain": "mycompany"}
 
 
 def test_unknown_provider_is_404(client, org):

@@ -38,7 +38,7 @@ STATUS_CODES = {
     404: ("Not found", ["not_found", "organization_not_found", "api_key_not_found", "integration_not_found",
                         "unknown_provider", "product_not_found", "order_not_found", "customer_not_found",
                         "conversation_not_found", "webhook_endpoint_not_set", "event_not_found",
-                        "variant_not_found", "draft_order_not_found"]),
+                        "variant_not_found", "draft_order_not_found", "list_not_found"]),
     409: ("Conflict", ["conflict", "slug_taken", "account_claimed", "integration_not_connected", "not_pending",
                           "delivery_in_progress"]),
     413: ("Payload too large", ["payload_too_large"]),
@@ -81,6 +81,7 @@ PATH_PATTERNS = {
     "integration_id": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
     "event_id": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
     "product_id": {"type": "string", "pattern": r"^[1-9][0-9]{0,19}$", "description": "numeric product id"},
+    "list_id": {"type": "string", "pattern": r"^[A-Za-z0-9]{1,64}$", "description": "Klaviyo list id"},
     "order_ref": {"type": "string", "pattern": r"^(?:[1-9][0-9]{0,19}|#?[A-Za-z0-9][A-Za-z0-9-]{0,31})$",
                   "description": "numeric order id, or the order name in any form: `#1001` (sent as `%231001`), "
                                  "`EN1001`, `1001-A`"},

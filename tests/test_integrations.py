@@ -108,13 +108,14 @@ def test_valid_identifier_for_unconfigured_provider_is_503_naming_variables_to_t
 
 
 def test_configured_provider_without_automatic_check_waits_for_approval(make_app, new_org, admin):
-    app = make_app(KUSTOMER_API_KEY="test-kustomer-value")
+    # Stripe's "connect" enables a platform service; there is no account to check yet.
+    app = make_app(STRIPE_SECRET_KEY="sk_test_value_for_switchboard")
     client = app.test_client()
     headers = org_headers(client, "kl")
-    connected = put(client, "kustomer", {"subdomain": "mycompany"}, headers)
+    connected = put(client, "stripe", {}, headers)
     assert connected.status_code == 201
     assert connected.json["status"] == "pending"
-    assert connected.json["account_identifier"] == {"subdomain": "mycompany"}
+    assert connected.json["account_identifier"] == {}
 
 
 def test_unknown_provider_is_404(client, org):

@@ -7,7 +7,11 @@
    Switchboard at it with sandbox tokens (real credentials in the environment win).
 3. Creates the ``demo`` org, issues it a fresh key (older demo keys are revoked) and prints
    ready-to-paste ``curl`` lines.
-4. Serves on the address taken in step 0.
+4. With the Messenger emulator running, sets up the round trip (``sandbox/round_trip.py``): a
+   per-run ``WEBHOOK_SIGNING_KEY``, ``MESSENGER_VERIFY_TOKEN`` and ``PUBLIC_BASE_URL`` (this
+   demo's base URL), the demo Page and WhatsApp sender connected, a receiver on loopback as the
+   demo org's endpoint and a delivery worker thread; prints the round trip's ``curl`` lines.
+5. Serves on the address taken in step 0.
 
 Everything it sets (the emulator's credentials, ``SANDBOX``, a made-up ``ADMIN_API_KEY``) lives in
 this process's environment only: ``flask`` commands in another shell read their own.
@@ -22,6 +26,8 @@ import shlex
 import socket
 
 import sqlalchemy as sa
+
+from sandbox import round_trip
 
 SANDBOX_TOKENS = {"demo-store": "shpat_sandbox_demo_store", "other-store": "shpat_sandbox_other_store"}
 SHOPIFY_VARS = ("SHOPIFY_ADMIN_ACCESS_TOKEN", "SHOPIFY_ADMIN_ACCESS_TOKENS", "SHOPIFY_ADMIN_API_KEY")
@@ -137,8 +143,12 @@ def main() -> None:
     from app.models import ApiKey, Organization
     from config import BASE_DIR
 
-    app = create_app(env)
     base = f"http://{host}:{port}"
+    # The round trip needs the Messenger emulator (it fires the customer's message).
+    messenger_url = next((s.url for s in messaging_servers if s.url == env.get("MESSENGER_GRAPH_URL")), None)
+    if messenger_url:
+        round_trip.configure(env, base)
+    app = create_app(env)
     with app.app_context():
         upgrade(directory=str(BASE_DIR / "migrations"))
         org = db.session.execute(sa.select(Organization).where(Organization.slug == "demo")).scalar_one_or_none()
@@ -150,6 +160,11 @@ def main() -> None:
         _, key = services.issue_key(org, "demo", actor="system")
 
     auth = f"-H {shlex.quote('Authorization: Bearer ' + key)}"
+    receiver_server = worker = None
+    round_trip_lines = []
+    if messenger_url:
+        receiver_server, _, worker = round_trip.start(app, key, notes)
+        round_trip_lines = round_trip.curl_lines(base, messenger_url, auth, receiver_server.url)
     body = shlex.quote(json.dumps({"account_identifier": {"storeName": "demo-store"}}))
     print("\n".join([
         "",
@@ -171,6 +186,7 @@ def main() -> None:
         "Klaviyo (connect with PUT /api/v1/integrations/klaviyo {\"account_identifier\": {\"companyId\": \"AbC123\"}}):",
         f"  curl -X POST {base}/api/v1/klaviyo/events {auth} -H 'Content-Type: application/json' -d "
         + shlex.quote('{"metric": "Viewed Product", "email": "ada@example.com", "properties": {"sku": "MUG-1"}}'),
+        *round_trip_lines,
         "",
     ]), flush=True)
     from werkzeug.serving import make_server
@@ -181,6 +197,11 @@ def main() -> None:
         server.serve_forever()
     finally:
         listener.close()
+        if worker is not None:
+            worker.stopping.set()
+            worker.join(timeout=5)
+        if receiver_server is not None:
+            receiver_server.stop()
         if emulator_server is not None:
             emulator_server.stop()
         if kustomer_server is not None:

@@ -69,6 +69,9 @@ class Arrivals:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # One write per answer, no Nagle: otherwise delayed ACKs add ~40 ms per keep-alive POST.
+            disable_nagle_algorithm = True
+            wbufsize = 65536
 
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 now = time.perf_counter()
@@ -207,15 +210,15 @@ def run(label: str, database_url: str, redis_url: str | None, args) -> dict:
         warm = body_for(WARM)
         answer = session.post(app_url + "/webhooks/messenger", data=warm, headers=signed(warm))
         assert answer.status_code == 200, answer.text
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + (30 if args.workers else 0)
         while f"m_bench_{WARM}" not in receiver.at and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert f"m_bench_{WARM}" in receiver.at, "the warm-up delivery never reached the endpoint"
+        assert not args.workers or f"m_bench_{WARM}" in receiver.at, "the warm-up delivery never reached the endpoint"
         with open("/proc/loadavg") as f:
             load_before = f.read().split()[:3]
         receiver.expected = int(args.rate * args.seconds) + 1
         results = offer_load(app_url + "/webhooks/messenger", args.rate, args.seconds, args.clients)
-        receiver.done.wait(args.drain)
+        receiver.done.wait(args.drain if args.workers else 0)
         drained = time.perf_counter()
         with open("/proc/loadavg") as f:
             load_after = f.read().split()[:3]

@@ -7,7 +7,7 @@
 Each configuration starts its own processes on loopback: the Messenger emulator (``python -m
 sandbox messenger``, the Graph API the connect checks the Page token against), Switchboard under
 gunicorn (1 worker, gthread with 4 threads, as ``proxy_latency``; ``BENCH_WORKER`` and
-``BENCH_THREADS`` change both) and the delivery worker ``flask deliveries run`` (``--workers``
+``BENCH_THREADS`` change both, ``BENCH_PROCESSES`` the worker count) and the delivery worker ``flask deliveries run`` (``--workers``
 processes), as production runs it. An org is created over the admin API, connects the Page through
 the emulator and sets its webhook endpoint to a small receiver in this process, which records when
 each delivery arrives (no signature check: the receiver stays cheap).
@@ -182,7 +182,7 @@ def run(label: str, database_url: str, redis_url: str | None, args) -> dict:
     subprocess.run([str(BIN / "flask"), "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
 
     emulator = [str(BIN / "python"), "-m", "sandbox", "messenger", "--port", str(emulator_port)]
-    server = [str(BIN / "gunicorn"), "-w", "1", "-k", os.environ.get("BENCH_WORKER", "gthread"),
+    server = [str(BIN / "gunicorn"), "-w", os.environ.get("BENCH_PROCESSES", "1"), "-k", os.environ.get("BENCH_WORKER", "gthread"),
               "--threads", os.environ.get("BENCH_THREADS", "4"), "-b", f"127.0.0.1:{app_port}",
               "--keep-alive", "30", "wsgi:app"]
     worker = [str(BIN / "flask"), "deliveries", "run", "--batch", str(args.batch), "--idle", str(args.idle)]

@@ -21,10 +21,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 ## bench: added latency of the proxy over calling the emulator directly; then two orgs on one
-## provider bucket, one flooding (BENCH_DATABASE_URL / BENCH_REDIS_URL move the PostgreSQL + Redis runs)
+## provider bucket, one flooding; then signed Messenger webhooks at 200/s, acknowledged and delivered (BENCH_DATABASE_URL / BENCH_REDIS_URL move the PostgreSQL + Redis runs)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.proxy_latency
 	$(BIN)/python -m benchmarks.fairness
+	$(BIN)/python -m benchmarks.webhook_ingest
 
 ## migrate: apply migrations to DATABASE_URL (default: the SQLite file in instance/)
 migrate: $(STAMP)

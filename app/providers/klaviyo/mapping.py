@@ -9,42 +9,15 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from app import pagination
-from app.errors import UpstreamBadResponse
+from app.providers.answers import Answer
 
 NAME = "klaviyo"
+
+# Every value of the answer is read through these (app/providers/answers.py).
+_read = Answer(NAME, "Klaviyo")
+_unexpected, _obj, _list, _str, _bool = _read.unexpected, _read.obj, _read.list, _read.str, _read.bool
+
 MAX_UPSTREAM_CURSOR = 300  # wrapped in ours (base64 of JSON) it must stay within pagination's 512
-
-
-def _unexpected() -> UpstreamBadResponse:
-    return UpstreamBadResponse(NAME, "Klaviyo answered with an unexpected shape.")
-
-
-def _obj(value) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _unexpected()
-    return value
-
-
-def _list(value) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _unexpected()
-    return value
-
-
-def _str(value) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise _unexpected()
-    return value
-
-
-def _bool(value) -> bool | None:
-    if value is not None and not isinstance(value, bool):
-        raise _unexpected()
-    return value
 
 
 def _resource(value, kind: str) -> tuple[str, dict]:

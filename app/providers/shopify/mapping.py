@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
-from app.errors import UpstreamBadResponse
+from app.providers.answers import Answer
 
 NAME = "shopify"
+
+# Every value of the answer is read through these (app/providers/answers.py).
+_read = Answer(NAME, "Shopify")
+_unexpected, _obj, _list, _str, _bool = _read.unexpected, _read.obj, _read.list, _read.str, _read.bool
 
 # --- reading Shopify's JSON -------------------------------------------------------------------
 #
@@ -20,40 +24,8 @@ MAX_ID = 2**64 - 1  # Shopify's ids are UnsignedInt64
 _NUMERIC_ID = re.compile(r"[1-9][0-9]{0,19}", re.ASCII)
 
 
-def _unexpected() -> UpstreamBadResponse:
-    return UpstreamBadResponse(NAME, "Shopify answered with an unexpected shape.")
-
-
-def _obj(value) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _unexpected()
-    return value
-
-
-def _list(value) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _unexpected()
-    return value
-
-
-def _str(value) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise _unexpected()
-    return value
-
-
 def _int(value) -> int | None:
     if value is not None and (type(value) is not int or abs(value) > MAX_ID):
-        raise _unexpected()
-    return value
-
-
-def _bool(value) -> bool | None:
-    if value is not None and not isinstance(value, bool):
         raise _unexpected()
     return value
 

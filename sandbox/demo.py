@@ -7,10 +7,11 @@
    Switchboard at it with sandbox tokens (real credentials in the environment win).
 3. Creates the ``demo`` org, issues it a fresh key (older demo keys are revoked) and prints
    ready-to-paste ``curl`` lines.
-4. With the Messenger emulator running, sets up the round trip (``sandbox/round_trip.py``): a
-   per-run ``WEBHOOK_SIGNING_KEY``, ``MESSENGER_VERIFY_TOKEN`` and ``PUBLIC_BASE_URL`` (this
-   demo's base URL), the demo Page and WhatsApp sender connected, a receiver on loopback as the
-   demo org's endpoint and a delivery worker thread; prints the round trip's ``curl`` lines.
+4. With the Messenger and/or Twilio emulator running, sets up the round trip
+   (``sandbox/round_trip.py``): a per-run ``WEBHOOK_SIGNING_KEY``, ``MESSENGER_VERIFY_TOKEN`` and
+   ``PUBLIC_BASE_URL`` (this demo's base URL unless set; Twilio signs it), the demo Page and
+   WhatsApp sender connected, a receiver on loopback as the demo org's endpoint and a delivery
+   worker thread; prints each channel's round-trip ``curl`` lines (in, delivered, reply out).
 5. Serves on the address taken in step 0.
 
 Everything it sets (the emulator's credentials, ``SANDBOX``, a made-up ``ADMIN_API_KEY``) lives in
@@ -144,9 +145,11 @@ def main() -> None:
     from config import BASE_DIR
 
     base = f"http://{host}:{port}"
-    # The round trip needs the Messenger emulator (it fires the customer's message).
+    # A channel's round trip needs its emulator (it plays the customer and fires the message).
     messenger_url = next((s.url for s in messaging_servers if s.url == env.get("MESSENGER_GRAPH_URL")), None)
-    if messenger_url:
+    twilio_url = next((s.url for s in messaging_servers if s.url == env.get("TWILIO_API_URL")), None)
+    channels = [c for c, url in (("messenger", messenger_url), ("whatsapp", twilio_url)) if url]
+    if channels:
         round_trip.configure(env, base)
     app = create_app(env)
     with app.app_context():
@@ -162,9 +165,10 @@ def main() -> None:
     auth = f"-H {shlex.quote('Authorization: Bearer ' + key)}"
     receiver_server = worker = None
     round_trip_lines = []
-    if messenger_url:
-        receiver_server, _, worker = round_trip.start(app, key, notes)
-        round_trip_lines = round_trip.curl_lines(base, messenger_url, auth, receiver_server.url)
+    if channels:
+        receiver_server, _, worker = round_trip.start(app, key, notes, channels)
+        round_trip_lines = round_trip.curl_lines(base, auth, receiver_server.url, messenger_url=messenger_url,
+                                                 twilio_url=twilio_url, public_base=env["PUBLIC_BASE_URL"])
     body = shlex.quote(json.dumps({"account_identifier": {"storeName": "demo-store"}}))
     print("\n".join([
         "",

@@ -2,10 +2,16 @@
 
 ::
 
-    Messenger emulator ──signed webhook──▶ /webhooks/messenger (stored, outbox row, window opens)
+    Messenger emulator ──X-Hub-Signature-256──▶ /webhooks/messenger       (stored, outbox row,
+    Twilio emulator ──X-Twilio-Signature over PUBLIC_BASE_URL──▶ /webhooks/twilio/whatsapp  window opens)
       ─▶ delivery worker thread (deliveries.run_batch, as `flask deliveries run`)
       ─▶ Receiver (loopback thread; verifies with standardwebhooks, prints one line)
     chatbot ──POST /api/v1/messenger/messages──▶ Messenger emulator (inside the 24-hour window)
+    chatbot ──POST /api/v1/whatsapp/messages──▶ Twilio emulator ──signed status callbacks──▶
+      /webhooks/twilio/status (sent, delivered) ─▶ … ─▶ Receiver
+
+Each channel's round trip runs when its emulator does (real credentials in the environment
+replace the emulator, and then the demo cannot play the customer).
 
 Only the demo uses this. Production runs ``flask deliveries run`` (or the admin cron endpoint) as
 its own process; the demo's worker is a thread in the serving process so one command shows it all.
@@ -27,6 +33,7 @@ from sandbox.server import RunningServer, serve
 PAGE = "104512345678901"  # sandbox.__main__.DEFAULT_MESSENGER_PAGES' Page
 PSID = "7001002003004005"  # the demo customer
 WHATSAPP_NUMBER = "+14155550100"  # sandbox.__main__.DEFAULT_TWILIO_SENDERS' sender
+WHATSAPP_CUSTOMER = "+14155550199"  # the demo customer on WhatsApp
 
 log = logging.getLogger("switchboard.demo")
 
@@ -61,7 +68,7 @@ class Receiver:
                 return Response("bad signature", status=400)
             text = _message_text(event)
             print(f"[receiver] verified {event['type']} {event['id']}"
-                  + (f" from {text[0]}: {text[1]!r}" if text else ""), flush=True)
+                  + (f" from {text[0]}: {text[1]!r}" if text else _status_text(event)), flush=True)
             with self._lock:
                 self.received.append({"webhook-id": request.headers.get("webhook-id"), "verified": True,
                                       "event": event})
@@ -76,11 +83,21 @@ class Receiver:
 
 
 def _message_text(event: dict) -> tuple[str, str] | None:
-    for entry in (event.get("data") or {}).get("entry", []) or []:
+    data = event.get("data") or {}
+    if event.get("type") == "whatsapp.message":  # Twilio's form, as posted
+        return str(data.get("From", "")).removeprefix("whatsapp:"), str(data.get("Body", ""))
+    for entry in data.get("entry", []) or []:
         for item in entry.get("messaging", []) or []:
             if isinstance(item.get("message"), dict) and "text" in item["message"]:
                 return item["sender"]["id"], item["message"]["text"]
     return None
+
+
+def _status_text(event: dict) -> str:
+    data = event.get("data") or {}
+    if event.get("type") == "whatsapp.message.status":
+        return f" ({data.get('MessageSid')} {data.get('MessageStatus')})"
+    return ""
 
 
 class Worker(threading.Thread):
@@ -105,13 +122,15 @@ class Worker(threading.Thread):
                 self.stopping.wait(self.idle)
 
 
-def start(app, key: str, notes: list) -> tuple[RunningServer, Receiver, Worker]:
-    """Connect the demo Page (and WhatsApp sender), start the receiver, make it the org's endpoint,
-    start the worker. Goes through the API (the app's own test client) as the org would."""
+def start(app, key: str, notes: list, channels=("messenger", "whatsapp")) -> tuple[RunningServer, Receiver, Worker]:
+    """Connect the demo Page and/or WhatsApp sender (``channels``: those whose emulator runs),
+    start the receiver, make it the org's endpoint, start the worker. Goes through the API (the
+    app's own test client) as the org would."""
     receiver = Receiver()
     server = serve(receiver.wsgi)
     client, auth = app.test_client(), {"Authorization": f"Bearer {key}"}
-    for provider, identifier in (("messenger", {"pageId": PAGE}), ("whatsapp", {"phoneNumber": WHATSAPP_NUMBER})):
+    accounts = {"messenger": {"pageId": PAGE}, "whatsapp": {"phoneNumber": WHATSAPP_NUMBER}}
+    for provider, identifier in ((c, accounts[c]) for c in channels):
         answer = client.put(f"/api/v1/integrations/{provider}", json={"account_identifier": identifier}, headers=auth)
         if answer.status_code not in (200, 201):
             notes.append(f"Could not connect {provider} for the demo org ({answer.status_code} "
@@ -129,16 +148,37 @@ def start(app, key: str, notes: list) -> tuple[RunningServer, Receiver, Worker]:
     return server, receiver, worker
 
 
-def curl_lines(base: str, messenger_url: str, auth: str, receiver_url: str) -> list[str]:
-    inbound = json.dumps({"url": f"{base}/webhooks/messenger", "page": PAGE, "psid": PSID,
-                          "text": "Where is my order?"})
-    reply = json.dumps({"recipient_id": PSID, "text": "It shipped yesterday."})
-    return [
-        "Round trip (Messenger): 1. a customer writes — the emulator signs it and posts it to Switchboard",
-        f"  curl -X POST {messenger_url}/__sandbox__/inbound -H 'Content-Type: application/json' -d '{inbound}'",
-        "2. the event, and its delivery to the demo org's endpoint (the receiver prints a line above)",
-        f"  curl '{base}/api/v1/events?limit=1' {auth}",
-        "3. the chatbot replies, inside the 24-hour window the message opened",
-        f"  curl -X POST {base}/api/v1/messenger/messages {auth} -H 'Content-Type: application/json' -d '{reply}'",
-        f"   (what the receiver got: curl {receiver_url}/hooks)",
-    ]
+def curl_lines(base: str, auth: str, receiver_url: str, *, messenger_url: str | None = None,
+               twilio_url: str | None = None, public_base: str | None = None) -> list[str]:
+    """The round trip's curl lines: Messenger's (when its emulator runs), then WhatsApp's."""
+    lines = []
+    if messenger_url:
+        inbound = json.dumps({"url": f"{base}/webhooks/messenger", "page": PAGE, "psid": PSID,
+                              "text": "Where is my order?"})
+        reply = json.dumps({"recipient_id": PSID, "text": "It shipped yesterday."})
+        lines += [
+            "Round trip (Messenger): 1. a customer writes — the emulator signs it and posts it to Switchboard",
+            f"  curl -X POST {messenger_url}/__sandbox__/inbound -H 'Content-Type: application/json' -d '{inbound}'",
+            "2. the event, and its delivery to the demo org's endpoint (the receiver prints a line above)",
+            f"  curl '{base}/api/v1/events?provider=messenger&limit=1' {auth}",
+            "3. the chatbot replies, inside the 24-hour window the message opened",
+            f"  curl -X POST {base}/api/v1/messenger/messages {auth} -H 'Content-Type: application/json' -d '{reply}'",
+        ]
+    if twilio_url:
+        # Twilio calls (and signs) the URL configured in its console: PUBLIC_BASE_URL's.
+        inbound = json.dumps({"url": f"{public_base or base}/webhooks/twilio/whatsapp", "to": WHATSAPP_NUMBER,
+                              "from": WHATSAPP_CUSTOMER, "body": "Where is my order?"})
+        reply = json.dumps({"to": WHATSAPP_CUSTOMER, "body": "It shipped yesterday."})
+        lines += [
+            "Round trip (WhatsApp): 1. a customer writes — the Twilio emulator signs it (X-Twilio-Signature "
+            "over PUBLIC_BASE_URL) and posts it",
+            f"  curl -X POST {twilio_url}/__sandbox__/inbound -H 'Content-Type: application/json' -d '{inbound}'",
+            "2. the event, and its delivery to the demo org's endpoint",
+            f"  curl '{base}/api/v1/events?provider=whatsapp&limit=1' {auth}",
+            "3. the chatbot replies; Twilio's signed status callbacks (sent, delivered) come back and are "
+            "delivered too",
+            f"  curl -X POST {base}/api/v1/whatsapp/messages {auth} -H 'Content-Type: application/json' -d '{reply}'",
+        ]
+    if lines:
+        lines.append(f"   (what the receiver got: curl {receiver_url}/hooks)")
+    return lines

@@ -131,7 +131,7 @@ class TwilioEmulator:
         try:
             answer = _http.request("POST", url, fields=params, headers=headers, encode_multipart=False,
                                    redirect=False)
-            result = {"url": url, "status": answer.status}
+            result = {"url": url, "status": answer.status, "body": answer.data[:500].decode("utf-8", "replace")}
         except urllib3.exceptions.HTTPError as exc:
             result = {"url": url, "status": None, "error": type(exc).__name__}
         with self._lock:

@@ -212,7 +212,11 @@ class Config:
 # Webhook signing secrets: one that is set but empty would make every signature check meaningless
 # (an HMAC with an empty key is computable by anyone), so it refuses start-up (design §6 rule 5).
 SIGNING_SECRETS = ("MESSENGER_APP_SECRET", "MESSENGER_VERIFY_TOKEN", "TWILIO_AUTH_TOKEN",
-                   "SHOPIFY_ADMIN_API_SECRET", "WEBHOOK_SIGNING_KEY")
+                   "SHOPIFY_ADMIN_API_SECRET", "WEBHOOK_SIGNING_KEY",
+                   "SHOPIFY_ADMIN_API_SECRET_PREVIOUS")
+# During a rotation the provider may still sign with the old secret: ``<name>_PREVIOUS`` is accepted
+# as well, for verifying webhooks only (docs/decisions.md, "Signing-secret rotation").
+ROTATING_SECRETS = ("SHOPIFY_ADMIN_API_SECRET",)
 
 
 def webhook_settings(env: Mapping[str, str]) -> dict:
@@ -220,6 +224,10 @@ def webhook_settings(env: Mapping[str, str]) -> dict:
     for name in SIGNING_SECRETS:
         if name in env and env[name].strip() == "":
             raise ConfigError(f"{name} is set but empty: webhook signatures cannot be checked with an empty secret")
+    for name in ROTATING_SECRETS:
+        if env.get(f"{name}_PREVIOUS") and not (env.get(name) or "").strip():
+            raise ConfigError(f"{name}_PREVIOUS is set but {name} is not: set the new secret as {name} "
+                              f"and keep the old one in {name}_PREVIOUS until the provider revokes it")
     public_base_url = (env.get("PUBLIC_BASE_URL") or "").strip() or None
     if public_base_url is not None:
         public_base_url = public_base_url.rstrip("/")

@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models import Delivery, InboundEvent
 from config import ConfigError
 from tests.webhooks_support import (
-    ENV, MESSENGER_SECRET, PAGE_A, PAGE_B, PUBLIC_BASE_URL, VERIFY_TOKEN, claim, messenger_body,
+    ENV, MESSENGER_SECRET, PAGE_A, PAGE_B, PUBLIC_BASE_URL, SHOPIFY_SECRET, VERIFY_TOKEN, claim, messenger_body,
     messenger_headers, shopify_headers, twilio_post,
 )
 from webhooks import dispatch
@@ -273,3 +273,58 @@ def test_an_empty_signing_secret_refuses_start_up(make_app, name):
 
 def test_unknown_webhook_path_is_404(client):
     assert client.post("/webhooks/stripe-ish", data=b"{}").status_code == 404
+
+
+# --- Shopify client-secret rotation ---------------------------------------------------------------
+
+OLD_SHOPIFY_SECRET = "test-shopify-old-client-secret-5e7a"
+
+
+def test_during_a_rotation_the_previous_shopify_secret_is_accepted_too(make_app, org, caplog):
+    """Shopify: accept webhooks signed with the new and the old client secret until the old one is
+    revoked (docs/decisions.md, "Signing-secret rotation")."""
+    app = make_app(**ENV, SHOPIFY_ADMIN_API_SECRET_PREVIOUS=OLD_SHOPIFY_SECRET)
+    client = app.test_client()
+    caplog.set_level("INFO", logger="switchboard.webhooks")
+    new = b'{"id": 1}'
+    assert client.post("/webhooks/shopify", data=new, headers=shopify_headers(new)).status_code == 200
+    assert "PREVIOUS" not in caplog.text
+    old = b'{"id": 2}'
+    assert client.post("/webhooks/shopify", data=old,
+                       headers=shopify_headers(old, secret=OLD_SHOPIFY_SECRET)).status_code == 200
+    assert "verified with SHOPIFY_ADMIN_API_SECRET_PREVIOUS" in caplog.text
+    assert OLD_SHOPIFY_SECRET not in caplog.text and SHOPIFY_SECRET not in caplog.text
+    # A third secret, a truncated signature and a body changed under the old signature still fail.
+    third = b'{"id": 3}'
+    assert client.post("/webhooks/shopify", data=third,
+                       headers=shopify_headers(third, secret="yet-another-secret-0000")).status_code == 401
+    truncated = shopify_headers(third, secret=OLD_SHOPIFY_SECRET)
+    truncated["X-Shopify-Hmac-Sha256"] = truncated["X-Shopify-Hmac-Sha256"][:-4]
+    assert client.post("/webhooks/shopify", data=third, headers=truncated).status_code == 401
+    assert client.post("/webhooks/shopify", data=b'{"id": 4}',
+                       headers=shopify_headers(third, secret=OLD_SHOPIFY_SECRET)).status_code == 401
+    assert len(events(app)) == 2
+
+
+def test_once_the_previous_secret_is_removed_its_signatures_are_refused(app, client):
+    old = b'{"id": 2}'
+    assert client.post("/webhooks/shopify", data=old,
+                       headers=shopify_headers(old, secret=OLD_SHOPIFY_SECRET)).status_code == 401
+    assert events(app) == []
+
+
+def test_a_previous_secret_without_the_current_one_or_empty_refuses_start_up(make_app):
+    with pytest.raises(ConfigError, match="SHOPIFY_ADMIN_API_SECRET_PREVIOUS is set but SHOPIFY_ADMIN_API_SECRET is not"):
+        make_app(**{**ENV, "SHOPIFY_ADMIN_API_SECRET": None}, SHOPIFY_ADMIN_API_SECRET_PREVIOUS=OLD_SHOPIFY_SECRET)
+    with pytest.raises(ConfigError, match="SHOPIFY_ADMIN_API_SECRET_PREVIOUS is set but empty"):
+        make_app(**ENV, SHOPIFY_ADMIN_API_SECRET_PREVIOUS=" ")
+
+
+def test_the_previous_secret_is_redacted_from_logs(make_app, caplog):
+    import logging
+
+    app = make_app(**ENV, SHOPIFY_ADMIN_API_SECRET_PREVIOUS=OLD_SHOPIFY_SECRET)
+    caplog.set_level(logging.INFO)
+    with app.test_request_context("/"):
+        logging.getLogger("switchboard.test").warning("a library printed %s", OLD_SHOPIFY_SECRET)
+    assert OLD_SHOPIFY_SECRET not in caplog.text and "a library printed ***" in caplog.text

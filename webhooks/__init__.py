@@ -61,6 +61,14 @@ def secret(provider: str, name: str):
     return value.reveal()
 
 
+def secrets(provider: str, name: str) -> list[str]:
+    """The signing secret, then ``<name>_PREVIOUS`` when set: during a rotation the provider may
+    still sign with the old one (Shopify says to accept both until the old one is revoked)."""
+    current = secret(provider, name)
+    previous = current_app.extensions["credentials"][provider].get(f"{name}_PREVIOUS")
+    return [current] + ([previous.reveal()] if previous is not None else [])
+
+
 def init_app(app: Flask) -> None:
     credentials = app.extensions["credentials"]
     if credentials["whatsapp"].configured and not app.config["PUBLIC_BASE_URL"]:

@@ -1,7 +1,10 @@
 """Shopify webhooks (https://shopify.dev/docs/apps/build/webhooks/subscribe/https).
 
 ``X-Shopify-Hmac-Sha256`` = base64 HMAC-SHA256(raw body, the app's client secret —
-``SHOPIFY_ADMIN_API_SECRET``). Shopify signs only the body: the shop, topic and delivery id are
+``SHOPIFY_ADMIN_API_SECRET``; during a rotation ``SHOPIFY_ADMIN_API_SECRET_PREVIOUS`` too, as
+https://shopify.dev/docs/apps/build/authentication-authorization/client-secrets/rotate-revoke-client-credentials
+asks: "accept both webhooks signed with the new client secret and webhooks signed with the old
+client secret until after you revoke the old secret"). Shopify signs only the body: the shop, topic and delivery id are
 headers anyone can change. So:
 
 * the dedupe key is ``X-Shopify-Webhook-Id`` alone (unique per delivery) — a captured delivery
@@ -16,27 +19,33 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
 
 from flask import Response
 
 from app.errors import BadRequest
-from webhooks.base import Received, refuse, same
+from webhooks.base import Received, matches_any, refuse
 
 PROVIDER = "shopify"
+log = logging.getLogger("switchboard.webhooks")
 SHOP_DOMAIN = re.compile(r"([a-z0-9][a-z0-9-]{0,61}[a-z0-9]?)\.myshopify\.com", re.ASCII)
 WEBHOOK_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}", re.ASCII)
 TOPIC = re.compile(r"[a-z_]{1,50}/[a-z_]{1,50}", re.ASCII)
 
 
 def verify(request) -> bytes:
-    from webhooks import secret
+    from webhooks import secrets
 
-    client_secret = secret(PROVIDER, "SHOPIFY_ADMIN_API_SECRET")
+    candidates = secrets(PROVIDER, "SHOPIFY_ADMIN_API_SECRET")  # + SHOPIFY_ADMIN_API_SECRET_PREVIOUS
     body = request.get_data(cache=True)
-    expected = base64.b64encode(hmac.new(client_secret.encode(), body, hashlib.sha256).digest()).decode()
-    if not same(expected, request.headers.get("X-Shopify-Hmac-Sha256")):
+    matched = matches_any(lambda key: base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode(),
+                          candidates, request.headers.get("X-Shopify-Hmac-Sha256"))
+    if matched is None:
         raise refuse(PROVIDER)
+    if matched:
+        # Tells the operator the old secret is still in use; once these stop, drop the variable.
+        log.info("shopify webhook verified with SHOPIFY_ADMIN_API_SECRET_PREVIOUS")
     return body
 
 

@@ -44,6 +44,9 @@ CREDENTIALS = CredentialSpec(
         ("SHOPIFY_ADMIN_API_KEY", "SHOPIFY_ADMIN_API_SECRET"),
     ),
     json_maps=("SHOPIFY_ADMIN_ACCESS_TOKENS",),
+    # During a client-secret rotation Shopify may still sign webhooks with the old secret
+    # (webhooks/shopify.py accepts either); never used for the grant.
+    optional=("SHOPIFY_ADMIN_API_SECRET_PREVIOUS",),
     public=("SHOPIFY_ADMIN_API_KEY",),
 )
 

@@ -41,6 +41,7 @@ class Action(str, enum.Enum):
     PROXY_REQUEST = "proxy.request"
     AUTH_FAILED = "auth.failed"
     WEBHOOK_RECEIVED = "webhook.received"
+    WEBHOOK_ATTRIBUTED = "webhook.attributed"  # events kept during a pending claim, given to the org on approval
     WEBHOOK_ENDPOINT_SET = "webhook_endpoint.set"
     WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted"
     EVENT_REDELIVERY = "event.redelivery"

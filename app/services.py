@@ -231,6 +231,7 @@ def _connect(org_id, provider_name: str, raw_identifier, *, actor: str, assigned
     # Read, decide, then write only if the row is still what we read: two requests of one org
     # (or an org and the admin) racing each other serialise instead of overwriting or colliding.
     for _ in range(_CAS_ATTEMPTS):
+        after = None
         integration = _own_integration(org_id, provider.name)
         values = dict(fields)
         if integration is None:
@@ -255,6 +256,7 @@ def _connect(org_id, provider_name: str, raw_identifier, *, actor: str, assigned
                 values["connected_at"] = now
             elif status == "pending":
                 values["connected_at"] = None
+            was_pending = integration.status == "pending" and integration.account_key == account_key
             try:
                 swapped = _swap(integration.id, {"status": integration.status, "account_key": integration.account_key},
                                 status=status, **values)
@@ -265,10 +267,16 @@ def _connect(org_id, provider_name: str, raw_identifier, *, actor: str, assigned
                 db.session.rollback()
                 continue
             created = False
+            if was_pending and status == "connected":
+                # Assigned (or approval no longer required) over this org's pending claim on the
+                # same account: as an approval, its events kept while pending become the org's.
+                after = _events_kept_while_pending(integration, actor)
         action = (Action.INTEGRATION_ASSIGNED if assigned else
                   Action.INTEGRATION_PENDING if status == "pending" else Action.INTEGRATION_CONNECTED)
         record(action, provider=provider.name, target=account_key, organization_id=org_id, actor=actor)
         db.session.commit()
+        if after is not None:
+            after()
         return db.session.get(Integration, integration.id), created
     raise _busy()
 
@@ -404,10 +412,11 @@ def _reviewed_key(integration: Integration, reviewed) -> str | None:
 
 
 def _decide(integration_id, reviewed, *, allowed: tuple[str, ...], action: Action, actor: str,
-            require_review: bool, changes: dict) -> Integration:
+            require_review: bool, changes: dict, on_change=None) -> Integration:
     """One admin transition, bound to what the admin looked at: the row must still be in one of
     ``allowed`` and (when the admin names it, always for approval) still name the reviewed
-    account — checked and changed in one conditional UPDATE."""
+    account — checked and changed in one conditional UPDATE. ``on_change(integration)`` runs in
+    the same transaction; what it returns is run after the commit."""
     for _ in range(_CAS_ATTEMPTS):
         integration = _integration_by_id(integration_id)
         if require_review or reviewed is not None:
@@ -420,9 +429,12 @@ def _decide(integration_id, reviewed, *, allowed: tuple[str, ...], action: Actio
             raise Conflict(f"The integration is {integration.status}, not {' or '.join(allowed)}.", code=code)
         status, key = integration.status, integration.account_key
         if _swap(integration.id, {"status": status, "account_key": key}, **changes):
+            after = on_change(integration, actor) if on_change is not None else None
             record(action, provider=integration.provider, target=key, actor=actor,
                    organization_id=integration.organization_id, detail={"from": status})
             db.session.commit()
+            if after is not None:
+                after()
             return db.session.get(Integration, integration.id)
         db.session.rollback()
     raise _busy()
@@ -432,7 +444,17 @@ def approve(integration_id: str, reviewed=None, *, actor: str) -> Integration:
     """Connect a pending integration — only while it still names the account the admin reviewed."""
     return _decide(integration_id, reviewed, allowed=("pending",), action=Action.INTEGRATION_APPROVED,
                    actor=actor, require_review=True,
-                   changes={"status": "connected", "connected_at": utcnow()})
+                   changes={"status": "connected", "connected_at": utcnow()}, on_change=_events_kept_while_pending)
+
+
+def _events_kept_while_pending(integration: Integration, actor: str):
+    """The approval proves control: the events stored unattributed while this claim was pending
+    become the org's, with their deliveries, in the approval's transaction (webhooks/attribution.py).
+    Returns what to run after the commit (the messaging window hears the customer messages)."""
+    from webhooks import attribution
+
+    return attribution.attribute_pending(integration.organization_id, integration.provider,
+                                         integration.account_key, actor=actor).announce
 
 
 def reject(integration_id: str, reviewed=None, *, actor: str) -> Integration:

@@ -8,7 +8,9 @@ The 24-hour messaging window (the sending side's module) registers a listener he
 Each listener is called once per *newly stored* inbound message event (duplicates are not
 re-announced), after the event's transaction has committed, with the org's id (a UUID), the
 channel (``messenger`` or ``whatsapp``), the customer's id (PSID, or E.164 number) and the
-message's time (aware UTC datetime). Only attributed events are announced. A failing listener is
+message's time (aware UTC datetime). Only attributed events are announced; a message stored
+while its account's claim was pending is announced when the approval attributes it
+(``webhooks/attribution.py``), after that commit. A failing listener is
 logged and does not fail the acknowledgement: the event is already stored; the provider must not
 retry it.
 """

@@ -68,7 +68,8 @@ def _tamper(body: bytes):
     return body.replace(b"hello", b"HELLO")
 
 
-@pytest.mark.parametrize("case", ["missing", "garbage", "other_secret", "truncated", "tampered", "sha1"])
+@pytest.mark.parametrize("case", ["missing", "garbage", "other_secret", "truncated", "tampered", "sha1",
+                                  "truncated_signature"])
 def test_forged_webhooks_are_refused_and_store_nothing(app, client, org, audit_rows, case):
     claim(app, org[0]["id"], "messenger", PAGE_A)
     body = messenger_body()
@@ -86,6 +87,8 @@ def test_forged_webhooks_are_refused_and_store_nothing(app, client, org, audit_r
         sent = _tamper(body)
     elif case == "sha1":
         headers["X-Hub-Signature-256"] = headers["X-Hub-Signature-256"].replace("sha256=", "sha1=")
+    elif case == "truncated_signature":
+        headers["X-Hub-Signature-256"] = headers["X-Hub-Signature-256"][:-8]
     response = client.post("/webhooks/messenger", data=sent, headers=headers)
     assert response.status_code == 401 and response.json["code"] == "invalid_signature"
     assert events(app) == [] and deliveries(app) == []
@@ -110,6 +113,36 @@ def test_five_concurrent_copies_of_one_delivery_store_exactly_one_event(app, org
         client = app.test_client()
         barrier.wait()
         return client.post("/webhooks/messenger", data=body, headers=headers).status_code
+
+    with ThreadPoolExecutor(5) as pool:
+        statuses = list(pool.map(send, range(5)))
+    assert statuses == [200] * 5
+    assert len(events(app)) == 1 and len(deliveries(app)) == 1
+
+
+@pytest.mark.parametrize("provider", ["whatsapp", "shopify"])
+def test_five_concurrent_copies_of_a_twilio_or_shopify_delivery_store_exactly_one_event(app, org, provider):
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+
+    if provider == "whatsapp":
+        claim(app, org[0]["id"], "whatsapp", "+14155550123")
+        params = {"MessageSid": "SM" + uuid.uuid4().hex, "From": "whatsapp:+447700900123",
+                  "To": "whatsapp:+14155550123", "Body": "hi"}
+        path, body = "/webhooks/twilio/whatsapp", urlencode(params).encode()
+        headers = {"X-Twilio-Signature": RequestValidator(ENV["TWILIO_AUTH_TOKEN"]).compute_signature(
+            PUBLIC_BASE_URL + path, params), "Content-Type": "application/x-www-form-urlencoded"}
+    else:
+        claim(app, org[0]["id"], "shopify", "demo-store")
+        path, body = "/webhooks/shopify", json.dumps({"id": 1, "note": uuid.uuid4().hex}).encode()
+        headers = shopify_headers(body)
+    barrier = threading.Barrier(5)
+
+    def send(_):
+        client = app.test_client()
+        barrier.wait()
+        return client.post(path, data=body, headers=headers).status_code
 
     with ThreadPoolExecutor(5) as pool:
         statuses = list(pool.map(send, range(5)))
@@ -194,7 +227,8 @@ def test_twilio_inbound_and_status_are_verified_over_the_public_url_and_attribut
     assert all(str(e.organization_id) == org[0]["id"] for e in stored)
 
 
-@pytest.mark.parametrize("case", ["other_token", "other_url", "missing", "added_param"])
+@pytest.mark.parametrize("case", ["other_token", "other_url", "missing", "added_param", "truncated",
+                                  "truncated_signature", "query_names_another_number"])
 def test_twilio_forgeries_are_refused(app, client, org, case):
     claim(app, org[0]["id"], "whatsapp", NUMBER)
     params = _inbound()
@@ -206,6 +240,19 @@ def test_twilio_forgeries_are_refused(app, client, org, case):
     elif case == "missing":
         from urllib.parse import urlencode
         response = client.post(path, data=urlencode(params), content_type="application/x-www-form-urlencoded")
+    elif case in ("truncated", "truncated_signature", "query_names_another_number"):
+        from urllib.parse import urlencode
+        from twilio.request_validator import RequestValidator
+        signature = RequestValidator(ENV["TWILIO_AUTH_TOKEN"]).compute_signature(PUBLIC_BASE_URL + path, params)
+        data, target = urlencode(params), path
+        if case == "truncated":
+            data = data[:-10]
+        elif case == "truncated_signature":
+            signature = signature[:-6]
+        else:  # an unsigned place naming another org's number: the URL Twilio signed has no query
+            target = path + "?To=whatsapp%3A%2B14155550199"
+        response = client.post(target, data=data, headers={"X-Twilio-Signature": signature},
+                               content_type="application/x-www-form-urlencoded")
     else:
         from urllib.parse import urlencode
         from twilio.request_validator import RequestValidator
@@ -217,7 +264,40 @@ def test_twilio_forgeries_are_refused(app, client, org, case):
     assert events(app) == []
 
 
+def test_a_replayed_twilio_message_is_acknowledged_and_stored_once(app, client, org):
+    claim(app, org[0]["id"], "whatsapp", NUMBER)
+    params = _inbound()
+    for _ in range(3):
+        assert twilio_post(client, "/webhooks/twilio/whatsapp", params).status_code == 200
+    assert len(events(app)) == 1 and len(deliveries(app)) == 1
+
+
 # --- Shopify --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["missing", "garbage", "truncated_signature", "truncated_body", "tampered",
+                                  "hex_not_base64"])
+def test_shopify_forgeries_are_refused_and_store_nothing(app, client, new_org, case):
+    org_a, _ = new_org("org-a")
+    claim(app, org_a["id"], "shopify", "demo-store")
+    body = json.dumps({"id": 820982911946154508, "email": "jon@example.com"}).encode()
+    headers, sent = shopify_headers(body), body
+    if case == "missing":
+        headers.pop("X-Shopify-Hmac-Sha256")
+    elif case == "garbage":
+        headers["X-Shopify-Hmac-Sha256"] = "A" * 44
+    elif case == "truncated_signature":
+        headers["X-Shopify-Hmac-Sha256"] = headers["X-Shopify-Hmac-Sha256"][:-5]
+    elif case == "truncated_body":
+        sent = body[:-3]
+    elif case == "tampered":
+        sent = body.replace(b"jon@", b"eve@")
+    else:
+        import base64
+        headers["X-Shopify-Hmac-Sha256"] = base64.b64decode(headers["X-Shopify-Hmac-Sha256"]).hex()
+    response = client.post("/webhooks/shopify", data=sent, headers=headers)
+    assert response.status_code == 401 and response.json["code"] == "invalid_signature"
+    assert events(app) == [] and deliveries(app) == []
 
 
 def test_shopify_delivery_resent_with_another_shops_header_is_a_duplicate(app, client, new_org):

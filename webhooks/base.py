@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 from app.errors import WebhookSignatureInvalid
 
@@ -36,18 +35,6 @@ def same(expected: str, provided: str | None) -> bool:
     if not provided:
         return False
     return hmac.compare_digest(expected.encode("latin-1", "replace"), provided.encode("latin-1", "replace"))
-
-
-def matches_any(signature: Callable[[str], str], secrets: list[str], provided: str | None) -> int | None:
-    """Which of ``secrets`` (0: the current one, 1: the previous one) signed, or ``None``.
-
-    Every candidate is computed and compared in constant time, whichever matches first, so the
-    answer's timing says nothing about which secret (if any) was close."""
-    matched = None
-    for index, candidate in enumerate(secrets):
-        if same(signature(candidate), provided) and matched is None:
-            matched = index
-    return matched
 
 
 def refuse(provider: str) -> WebhookSignatureInvalid:

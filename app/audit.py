@@ -57,12 +57,14 @@ def record(
     organization_id=None,
     actor: str | None = None,
     commit: bool = False,
+    connection: sa.Connection | None = None,
 ) -> None:
     """Write one audit row.
 
     ``commit=False``: the row joins the session's transaction, committed with the change it
     describes. ``commit=True``: the row stands alone and is durable when this returns (one
-    autocommit INSERT — the proxy hot path and failed authentications).
+    autocommit INSERT — the proxy hot path and failed authentications). ``connection``: the row
+    joins that Core connection's transaction (the webhook hot path, which writes without the ORM).
     A Core INSERT, not an ORM object: the row is never read back in the same request.
     """
     row = {
@@ -87,7 +89,9 @@ def record(
         started = g.get("started")
         if started is not None:
             row["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    if commit:
+    if connection is not None:
+        connection.execute(_INSERT, row)
+    elif commit:
         autocommit(_INSERT, row)
     else:
         db.session.execute(_INSERT, row)

@@ -2,10 +2,12 @@
 
 ::
 
-    deliveries row (pending, due) ─▶ claim (one conditional UPDATE; PostgreSQL: FOR UPDATE SKIP
-      LOCKED) ─▶ endpoint URL checked again (scheme, every resolved address) ─▶ POST through
+    deliveries rows (pending, due) ─▶ claim as many as there are free threads (SELECT … FOR UPDATE
+      SKIP LOCKED on PostgreSQL, then a conditional UPDATE) ─▶ on a thread of the worker's pool:
+      endpoint URL checked again (scheme, every resolved address) ─▶ POST through
       app/outbound.py, signed with ``standardwebhooks`` (webhook-id/-timestamp/-signature),
-      no redirects, the address actually connected to checked ─▶ delivered | retry later | dead
+      no redirects, the address actually connected to checked ─▶ delivered | retry later | dead,
+      written with the attempt's ``delivery.attempted`` audit row in one transaction
 
 Retries follow ``SCHEDULE`` (delays after each failed attempt, ±20 % jitter): 5 s, 5 min,
 30 min, 2 h, 5 h, 10 h, 10 h — eight attempts over about 27.6 hours, then ``dead``. 410 Gone

@@ -45,6 +45,7 @@ class Action(str, enum.Enum):
     WEBHOOK_ENDPOINT_SET = "webhook_endpoint.set"
     WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted"
     EVENT_REDELIVERY = "event.redelivery"
+    DELIVERY_ATTEMPTED = "delivery.attempted"
 
 
 def record(
@@ -58,12 +59,17 @@ def record(
     organization_id=None,
     actor: str | None = None,
     commit: bool = False,
+    connection: sa.Connection | None = None,
+    latency_ms: float | None = None,
 ) -> None:
     """Write one audit row.
 
     ``commit=False``: the row joins the session's transaction, committed with the change it
     describes. ``commit=True``: the row stands alone and is durable when this returns (one
-    autocommit INSERT — the proxy hot path and failed authentications).
+    autocommit INSERT — the proxy hot path and failed authentications). ``connection``: the row
+    joins that Core connection's transaction (the webhook hot path, which writes without the ORM).
+    ``latency_ms``: the duration of what is recorded, when it is not the request's (a delivery
+    attempt made by the worker).
     A Core INSERT, not an ORM object: the row is never read back in the same request.
     """
     row = {
@@ -77,7 +83,7 @@ def record(
         "actor": actor or "system",
         "request_id": None,
         "ip": None,
-        "latency_ms": None,
+        "latency_ms": latency_ms,
     }
     if has_request_context():
         org = g.get("org")
@@ -86,9 +92,11 @@ def record(
         row["request_id"] = g.get("request_id")
         row["ip"] = request.remote_addr
         started = g.get("started")
-        if started is not None:
+        if started is not None and latency_ms is None:
             row["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    if commit:
+    if connection is not None:
+        connection.execute(_INSERT, row)
+    elif commit:
         autocommit(_INSERT, row)
     else:
         db.session.execute(_INSERT, row)

@@ -2,10 +2,12 @@
 
 ::
 
-    deliveries row (pending, due) ─▶ claim (one conditional UPDATE; PostgreSQL: FOR UPDATE SKIP
-      LOCKED) ─▶ endpoint URL checked again (scheme, every resolved address) ─▶ POST through
+    deliveries rows (pending, due) ─▶ claim as many as there are free threads (SELECT … FOR UPDATE
+      SKIP LOCKED on PostgreSQL, then a conditional UPDATE) ─▶ on a thread of the worker's pool:
+      endpoint URL checked again (scheme, every resolved address) ─▶ POST through
       app/outbound.py, signed with ``standardwebhooks`` (webhook-id/-timestamp/-signature),
-      no redirects, the address actually connected to checked ─▶ delivered | retry later | dead
+      no redirects, the address actually connected to checked ─▶ delivered | retry later | dead,
+      written with the attempt's ``delivery.attempted`` audit row in one transaction
 
 Retries follow ``SCHEDULE`` (delays after each failed attempt, ±20 % jitter): 5 s, 5 min,
 30 min, 2 h, 5 h, 10 h, 10 h — eight attempts over about 27.6 hours, then ``dead``. 410 Gone
@@ -31,6 +33,7 @@ import secrets
 import socket
 import time
 import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 
 import click
@@ -48,7 +51,7 @@ from app.errors import (
     ValidationFailed,
     WebhooksNotConfigured,
 )
-from app.extensions import db
+from app.extensions import autocommit, db
 from app.models import Delivery, InboundEvent, WebhookEndpoint
 from app.models.base import utcnow
 from app.outbound import AddressRefused, Outbound, Target
@@ -74,7 +77,11 @@ def _signing_key() -> bytes:
 
 
 def endpoint_secret(endpoint: WebhookEndpoint) -> str:
-    message = f"switchboard/webhook-endpoint/v1:{endpoint.organization_id}:{endpoint.secret_salt}".encode()
+    return derive_secret(endpoint.organization_id, endpoint.secret_salt)
+
+
+def derive_secret(organization_id, salt: str) -> str:
+    message = f"switchboard/webhook-endpoint/v1:{organization_id}:{salt}".encode()
     return "whsec_" + base64.b64encode(hmac.new(_signing_key(), message, hashlib.sha256).digest()).decode()
 
 
@@ -230,49 +237,81 @@ def redeliver(org_id, event_id: uuid.UUID, *, actor: str) -> dict:
 
 # --- the worker ---------------------------------------------------------------------------------
 
+_d, _e, _w = Delivery.__table__, InboundEvent.__table__, WebhookEndpoint.__table__
+# One read per attempt: the claimed row, its event and the org's endpoint (None: no endpoint).
+_ATTEMPT = (
+    sa.select(_d.c.attempts, _d.c.organization_id, _e.c.id.label("event_id"), _e.c.provider, _e.c.topic,
+              _e.c.account_key, _e.c.received_at, _e.c.payload, _w.c.url, _w.c.secret_salt)
+    .select_from(_d.join(_e, _e.c.id == _d.c.event_id)
+                 .outerjoin(_w, _w.c.organization_id == _d.c.organization_id))
+    .where(_d.c.id == sa.bindparam("delivery_id"))
+)
+
 
 def _due(now):
     return sa.or_(
-        sa.and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
-        sa.and_(Delivery.status == "delivering", Delivery.lease_until < now),
+        sa.and_(_d.c.status == "pending", _d.c.next_attempt_at <= now),
+        sa.and_(_d.c.status == "delivering", _d.c.lease_until < now),
     )
 
 
-def claim(owner: str) -> int | None:
-    """Take one due delivery under a lease; None when nothing is due.
+# Built once (the worker runs them for every delivery); the values are bound at each call.
+_NOW = sa.bindparam("now", type_=_d.c.next_attempt_at.type)
+_CANDIDATES = (sa.select(_d.c.id).where(_due(_NOW)).order_by(_d.c.next_attempt_at, _d.c.id)
+               .limit(sa.bindparam("limit", type_=sa.Integer)).with_for_update(skip_locked=True))
+_CLAIM = (
+    sa.update(_d)
+    .where(_d.c.id.in_(sa.bindparam("ids", expanding=True)), _due(_NOW))
+    .values(status="delivering", lease_owner=sa.bindparam("owner"),
+            lease_until=sa.bindparam("lease", type_=_d.c.lease_until.type),
+            attempts=_d.c.attempts + 1, updated_at=_NOW)
+    .returning(_d.c.id)
+)
+# The SET clause is whatever columns the call passes; the lease is checked by the WHERE.
+_FINISH = sa.update(_d).where(_d.c.id == sa.bindparam("b_id"), _d.c.lease_owner == sa.bindparam("b_owner"),
+                              _d.c.status == "delivering")
 
-    One statement: the candidate is chosen with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (two
-    workers never wait on, nor take, the same row), and the UPDATE repeats the due condition,
-    so on SQLite — which has no row locks, and serialises writers — it is a conditional claim:
-    of two workers racing for one row, one updates it and the other updates nothing.
+
+def claim_many(owner: str, limit: int) -> list[int]:
+    """Take up to ``limit`` due deliveries under a lease, oldest due first; [] when nothing is due.
+
+    The candidates are chosen with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (two workers never
+    wait on, nor take, the same row). It is a SELECT of its own, not an ``IN (subquery)`` of the
+    UPDATE: PostgreSQL may evaluate such a LIMIT subquery more than once and claimed 3 rows for
+    a LIMIT of 1 in the tests. The UPDATE repeats the due condition, so on SQLite — which has no row locks, and serialises
+    writers — it is a conditional claim: of two workers racing for one row, one updates it and
+    the other updates nothing.
     """
     now = utcnow()
     lease = now + timedelta(seconds=current_app.config["WEBHOOK_DELIVERY_TIMEOUT"] + LEASE_MARGIN)
-    candidate = (sa.select(Delivery.id).where(_due(now)).order_by(Delivery.next_attempt_at, Delivery.id)
-                 .limit(1).with_for_update(skip_locked=True).scalar_subquery())
-    try:
-        claimed = db.session.execute(
-            sa.update(Delivery).where(Delivery.id == candidate, _due(now))
-            .values(status="delivering", lease_owner=owner, lease_until=lease,
-                    attempts=Delivery.attempts + 1, updated_at=now)
-            .returning(Delivery.id)
-        ).scalar()
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return claimed
+    with db.engine.begin() as connection:
+        ids = connection.execute(_CANDIDATES, {"now": now, "limit": limit}).scalars().all()
+        if not ids:
+            return []
+        claimed = connection.execute(_CLAIM, {"now": now, "ids": ids, "owner": owner, "lease": lease})
+        return sorted(claimed.scalars().all())
 
 
-def _finish(delivery_id: int, owner: str, **values) -> bool:
-    values["updated_at"] = utcnow()
+def claim(owner: str) -> int | None:
+    """Take one due delivery under a lease (``claim_many`` of one); None when nothing is due."""
+    claimed = claim_many(owner, 1)
+    return claimed[0] if claimed else None
+
+
+def _finish(delivery_id: int, owner: str, *, attempt: dict | None = None, **values) -> bool:
+    """Write an attempt's result if this worker still holds the lease; False when it does not
+    (another worker took the row over: the result is not written). ``attempt``: the audit
+    row's facts, written in the same transaction — whether or not the lease was still held, as
+    the attempt happened either way."""
+    values.update(updated_at=utcnow(), b_id=delivery_id, b_owner=owner)
     values.setdefault("lease_owner", None)
     values.setdefault("lease_until", None)
-    done = db.session.execute(
-        sa.update(Delivery).where(Delivery.id == delivery_id, Delivery.lease_owner == owner,
-                                  Delivery.status == "delivering").values(**values)
-    ).rowcount
-    db.session.commit()
+    with db.engine.begin() as connection:
+        done = connection.execute(_FINISH, values).rowcount
+        if attempt is not None:
+            if not done:
+                attempt["detail"]["lease_lost"] = True
+            audit.record(audit.Action.DELIVERY_ATTEMPTED, connection=connection, **attempt)
     return bool(done)
 
 
@@ -285,43 +324,52 @@ def retry_delay(attempts: int) -> float | None:
 
 
 def deliver(delivery_id: int, owner: str) -> str:
-    """One attempt for a claimed delivery; returns the row's new status."""
-    delivery = db.session.get(Delivery, delivery_id)
-    event = db.session.get(InboundEvent, delivery.event_id)
-    endpoint = db.session.execute(WebhookEndpoint.for_org(delivery.organization_id)).scalar_one_or_none()
-    db.session.rollback()  # read only: hold no transaction (nor SQLite lock) during the HTTP call
-    if endpoint is None:
-        _finish(delivery_id, owner, status="no_endpoint", last_error="the organization has no webhook endpoint")
+    """One attempt for a claimed delivery; returns the row's new status. Each attempt leaves an
+    audit row (``delivery.attempted``: outcome, status code, attempt number, duration — never
+    the endpoint's secret, its URL path, or the payload)."""
+    started = time.perf_counter()
+    row = autocommit(_ATTEMPT, {"delivery_id": delivery_id})  # no transaction held during the POST
+    if row is None:  # the event was deleted under the claim (its org went): nothing to attempt
         return "no_endpoint"
-    status_code, error = _post(endpoint, event)
+
+    def finish(status: str, code: int | None, error: str | None, **values) -> str:
+        target = parse_url(row.url).host if row.url else None
+        detail = {"event": str(row.event_id), "delivery": delivery_id, "attempt": row.attempts, "result": status,
+                  "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+        if error:
+            detail["error"] = error.split(":", 1)[0][:64]  # the code only: the rest may quote the endpoint
+        _finish(delivery_id, owner, status=status, last_status_code=code, last_error=error, **values,
+                attempt={"outcome": "success" if status == "delivered" else "failure", "provider": row.provider,
+                         "target": target, "status_code": code, "organization_id": row.organization_id,
+                         "actor": "system", "latency_ms": detail["duration_ms"], "detail": detail})
+        return status
+
+    if row.url is None:
+        return finish("no_endpoint", None, "the organization has no webhook endpoint")
+    status_code, error = _post(row)
     if status_code is not None and 200 <= status_code < 300:
-        _finish(delivery_id, owner, status="delivered", delivered_at=utcnow(), last_status_code=status_code,
-                last_error=None)
-        return "delivered"
-    delay = None if status_code == 410 else retry_delay(delivery.attempts)
+        return finish("delivered", status_code, None, delivered_at=utcnow())
+    delay = None if status_code == 410 else retry_delay(row.attempts)
     if delay is None:
-        _finish(delivery_id, owner, status="dead", last_status_code=status_code, last_error=error)
-        log.warning("delivery %s dead-lettered after %d attempts", delivery_id, delivery.attempts)
-        return "dead"
-    _finish(delivery_id, owner, status="pending", last_status_code=status_code, last_error=error,
-            next_attempt_at=utcnow() + timedelta(seconds=delay))
-    return "pending"
+        log.warning("delivery %s dead-lettered after %d attempts", delivery_id, row.attempts)
+        return finish("dead", status_code, error)
+    return finish("pending", status_code, error, next_attempt_at=utcnow() + timedelta(seconds=delay))
 
 
-def _post(endpoint: WebhookEndpoint, event: InboundEvent) -> tuple[int | None, str | None]:
-    """(status code, error) of one signed POST; never raises for the endpoint's faults."""
+def _post(row) -> tuple[int | None, str | None]:
+    """(status code, error) of one signed POST of the attempt's event to its org's endpoint;
+    never raises for the endpoint's faults."""
     sandbox = current_app.config["SANDBOX"]
     try:
-        url = check_url(endpoint.url, sandbox=sandbox)  # DNS may have changed since the PUT
+        url = check_url(row.url, sandbox=sandbox)  # DNS may have changed since the PUT
     except ValidationFailed as exc:
         return None, f"{UNSAFE}: {exc.extra['errors'][0]['message']}"
-    view = event_view(event, None)
-    view.pop("delivery")
-    view.pop("organization_id")
+    view = {"id": row.event_id, "type": f"{row.provider}.{row.topic}", "provider": row.provider,
+            "topic": row.topic, "account": row.account_key, "received_at": row.received_at, "data": row.payload}
     body = json.dumps(view, default=_json_default, separators=(",", ":"), sort_keys=True)
-    message_id = f"msg_{event.id.hex}"
+    message_id = f"msg_{row.event_id.hex}"
     now = datetime.now(timezone.utc)
-    signature = Webhook(endpoint_secret(endpoint)).sign(message_id, now, body)
+    signature = Webhook(derive_secret(row.organization_id, row.secret_salt)).sign(message_id, now, body)
     headers = {
         "webhook-id": message_id,
         "webhook-timestamp": str(int(now.timestamp())),
@@ -356,21 +404,103 @@ def _json_default(value):
     raise TypeError(type(value).__name__)
 
 
-def run_batch(limit: int, *, budget: float | None = None) -> dict:
-    """Claim and deliver up to ``limit`` due deliveries, one at a time, within ``budget`` seconds."""
-    owner = uuid.uuid4().hex
+class Worker:
+    """Claims due deliveries and attempts up to ``concurrency`` of them at once, each on a thread
+    of a bounded pool (an attempt is mostly waiting on the org's endpoint). A row is claimed only
+    when a thread is free to attempt it at once, so no lease runs out while a row waits its turn.
+    Several processes may run it: the claim is what keeps two attempts of one delivery apart."""
+
+    def __init__(self, app: Flask, concurrency: int):
+        self.app, self.concurrency = app, concurrency
+        self.owner = uuid.uuid4().hex
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="delivery")
+        self.inflight: set[Future] = set()
+        self.counts = dict.fromkeys(("claimed", "delivered", "pending", "dead", "no_endpoint", "error"), 0)
+
+    def _attempt(self, delivery_id: int) -> str:
+        with self.app.app_context():
+            try:
+                return deliver(delivery_id, self.owner)
+            except Exception:  # noqa: BLE001 - the row stays leased; another claim takes it after the lease
+                log.exception("delivery %s: the attempt failed inside Switchboard", delivery_id)
+                return "error"
+
+    def fill(self, limit: int | None = None) -> int:
+        """Claim as many due rows as there are free threads (at most ``limit``) and start them."""
+        free = self.concurrency - len(self.inflight)
+        if limit is not None:
+            free = min(free, limit)
+        if free <= 0:
+            return 0
+        with self.app.app_context():
+            claimed = claim_many(self.owner, free)
+        for delivery_id in claimed:
+            self.inflight.add(self.pool.submit(self._attempt, delivery_id))
+        self.counts["claimed"] += len(claimed)
+        return len(claimed)
+
+    def reap(self, timeout: float | None) -> int:
+        """Wait up to ``timeout`` for at least one attempt to end; count the ended ones."""
+        if not self.inflight:
+            return 0
+        done, self.inflight = wait(self.inflight, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            self.counts[future.result()] += 1
+        return len(done)
+
+    def summary(self) -> dict:
+        counts = dict(self.counts)
+        counts["retrying"] = counts.pop("pending")
+        if not counts["error"]:
+            counts.pop("error")
+        return counts
+
+    def close(self) -> None:
+        while self.inflight:
+            self.reap(None)
+        self.pool.shutdown()
+
+
+def run_batch(limit: int, *, budget: float | None = None, concurrency: int = 4) -> dict:
+    """Claim and deliver up to ``limit`` due deliveries, ``concurrency`` at a time; no new claim
+    after ``budget`` seconds (attempts already started finish: each is bounded by the timeout)."""
+    worker = Worker(current_app._get_current_object(), max(1, min(concurrency, limit)))
     started = time.monotonic()
-    counts = {"claimed": 0, "delivered": 0, "pending": 0, "dead": 0, "no_endpoint": 0}
-    while counts["claimed"] < limit:
-        if budget is not None and time.monotonic() - started >= budget:
-            break
-        delivery_id = claim(owner)
-        if delivery_id is None:
-            break
-        counts["claimed"] += 1
-        counts[deliver(delivery_id, owner)] += 1
-    counts["retrying"] = counts.pop("pending")
-    return counts
+    try:
+        while worker.counts["claimed"] < limit:
+            if budget is not None and time.monotonic() - started >= budget:
+                break
+            free = worker.concurrency - len(worker.inflight)
+            if worker.fill(limit - worker.counts["claimed"]) < min(free, limit - worker.counts["claimed"]):
+                break  # fewer due than asked for: nothing more is due
+            worker.reap(None)
+    finally:
+        worker.close()
+    return worker.summary()
+
+
+def run_forever(app: Flask, *, concurrency: int, idle: float, report=None) -> None:
+    """The long-running worker: keep every thread busy while deliveries are due; when none is,
+    look again every ``idle`` seconds (a claim that finds nothing is one indexed UPDATE)."""
+    worker = Worker(app, concurrency)
+    try:
+        while True:
+            try:
+                started = worker.fill()
+            except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError):
+                log.warning("the database is unavailable; the delivery worker retries in %g s", idle)
+                started = 0
+            full = len(worker.inflight) >= worker.concurrency
+            if worker.inflight:
+                # Busy: wake on the first attempt that ends (a free thread), or after ``idle``
+                # to look for newly due rows while some threads are still free.
+                ended = worker.reap(None if full else idle)
+                if report and ended:
+                    report(worker)
+            elif not started:
+                time.sleep(idle)
+    finally:
+        worker.close()
 
 
 # --- wiring -------------------------------------------------------------------------------------
@@ -379,19 +509,27 @@ deliveries_cli = AppGroup("deliveries", help="Deliver stored webhook events to o
 
 
 @deliveries_cli.command("run")
-@click.option("--batch", default=20, show_default=True, help="Deliveries claimed per round.")
-@click.option("--idle", default=2.0, show_default=True, help="Seconds to sleep when nothing is due.")
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 64),
+              help="Deliveries attempted at once (threads of this process).")
+@click.option("--batch", default=20, show_default=True, type=click.IntRange(1, 1000),
+              help="With --once: deliveries claimed in that round.")
+@click.option("--idle", default=0.25, show_default=True, type=click.FloatRange(0.01, 60),
+              help="Seconds between looks for due deliveries when none is due.")
 @click.option("--once", is_flag=True, help="One round, then exit (cron, tests).")
-def run_command(batch, idle, once):
+def run_command(concurrency, batch, idle, once):
     """Deliver due events; long-running unless --once. Safe to run as several processes."""
-    while True:
-        counts = run_batch(batch)
-        if counts["claimed"]:
-            click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
-        if once:
-            return
-        if counts["claimed"] < batch:
-            time.sleep(idle)
+    if once:
+        counts = run_batch(batch, concurrency=concurrency)
+        click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+        return
+    last = [time.monotonic()]
+
+    def report(worker: Worker) -> None:  # one line every 10 s at most, not one per delivery
+        if time.monotonic() - last[0] >= 10:
+            last[0] = time.monotonic()
+            click.echo(" ".join(f"{k}={v}" for k, v in worker.summary().items()))
+
+    run_forever(current_app._get_current_object(), concurrency=concurrency, idle=idle, report=report)
 
 
 def init_app(app: Flask) -> None:

@@ -20,6 +20,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from flask import current_app
 from marshmallow import ValidationError as MarshmallowError
 from marshmallow import fields
@@ -54,32 +55,37 @@ def canonical_customer(channel: str, customer: str) -> str:
     return customer
 
 
-def record_inbound(org_id: uuid.UUID, channel: str, customer: str, at: datetime) -> None:
+def _upsert(dialect):
+    statement = dialect.insert(_table)
+    excluded = statement.excluded.last_inbound_at
+    return statement.on_conflict_do_update(
+        index_elements=["organization_id", "channel", "customer"],
+        set_={"last_inbound_at": sa.case((excluded > _table.c.last_inbound_at, excluded),
+                                         else_=_table.c.last_inbound_at)},
+    )
+
+
+# Built once: the webhook hot path runs it for every inbound message.
+_UPSERT = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
+
+
+def record_inbound(org_id: uuid.UUID, channel: str, customer: str, at: datetime,
+                   connection: sa.Connection | None = None) -> None:
     """Note that ``customer`` wrote to the org on ``channel`` at ``at`` (keeps the latest time).
 
     One statement, safe under concurrency on both engines (INSERT … ON CONFLICT DO UPDATE); an
-    older event arriving late never moves the window back. Not committed here.
+    older event arriving late never moves the window back. Not committed here: it joins
+    ``connection``'s transaction (the webhook store's), or else the session's.
     """
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
     if at.tzinfo is None:
         raise ValueError("at must be timezone-aware")
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(_table).values(
-        organization_id=org_id, channel=channel, customer=canonical_customer(channel, customer),
-        last_inbound_at=at.astimezone(timezone.utc),
-    )
-    excluded = statement.excluded.last_inbound_at
-    statement = statement.on_conflict_do_update(
-        index_elements=["organization_id", "channel", "customer"],
-        set_={"last_inbound_at": sa.case((excluded > _table.c.last_inbound_at, excluded),
-                                         else_=_table.c.last_inbound_at)},
-    )
-    db.session.execute(statement)
+    target = db.session if connection is None else connection
+    dialect = (db.session.get_bind() if connection is None else connection).dialect.name
+    target.execute(_UPSERT[dialect], {
+        "organization_id": org_id, "channel": channel, "customer": canonical_customer(channel, customer),
+        "last_inbound_at": at.astimezone(timezone.utc)})
 
 
 def last_inbound(org_id: uuid.UUID, channel: str, customer: str) -> datetime | None:
@@ -143,20 +149,16 @@ class MediaUrl(fields.String):
         return value
 
 
-def _customer_wrote(org_id, channel: str, customer: str, at: datetime) -> None:
+def _customer_wrote(connection, org_id, channel: str, customer: str, at: datetime) -> None:
     """Listener for webhooks/dispatch: a stored inbound message opens (or extends) the window.
 
-    Called after the event's own commit; if this write fails, the event stays stored and the
-    window stays as it was (a later send is refused rather than sent outside the window)."""
-    try:
-        record_inbound(org_id, channel, customer, at)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    Called inside the event's own transaction: the event, its audit row, its outbox row and the
+    window are committed together (one commit per delivery), or not at all (503; the provider
+    retries)."""
+    record_inbound(org_id, channel, customer, at, connection=connection)
 
 
 def init_app(app) -> None:
     from webhooks import dispatch
 
-    dispatch.on_inbound_message(_customer_wrote)
+    dispatch.on_inbound_message_stored(_customer_wrote)

@@ -2,7 +2,8 @@
 
     make bench                                          # SQLite, then PostgreSQL + Redis when reachable
     python -m benchmarks.webhook_ingest --rate 200 --seconds 10 --only sqlite
-    python -m benchmarks.webhook_ingest --idle 0.05     # the delivery worker polls every 50 ms
+    python -m benchmarks.webhook_ingest --idle 0.05     # the delivery worker looks every 50 ms when idle
+    python -m benchmarks.webhook_ingest --app-root /tmp/old-checkout   # the same run against other code
 
 Each configuration starts its own processes on loopback: the Messenger emulator (``python -m
 sandbox messenger``, the Graph API the connect checks the Page token against), Switchboard under
@@ -18,7 +19,11 @@ every n-th request and sleep until it is due, so a slow answer does not lower th
 ``messages`` webhook (unique ``mid``). Reported: answers that were 2xx per second of sending, the
 time to acknowledge (from when the request was due, so client lateness counts against
 Switchboard), non-2xx and failed requests, and the delay from the acknowledgement to the event's
-arrival at the org endpoint. Bounded: ``rate × seconds`` requests, then at most ``--drain`` seconds
+arrival at the org endpoint; and the CPU time (user + system, from /proc) that Switchboard's
+gunicorn processes spent per offered delivery and the delivery workers per delivered one — on a
+shared machine a steadier figure than the latencies, which count time spent waiting for a core.
+``--app-root`` runs the same measurement against another checkout (older code whose worker has
+no ``--concurrency`` is started without it). Bounded: ``rate × seconds`` requests, then at most ``--drain`` seconds
 of waiting for deliveries.
 """
 
@@ -104,6 +109,24 @@ class Arrivals:
         self.server.server_close()
 
 
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of process group ``pgid``
+    (gunicorn's master and workers; a worker process): a less noisy figure than latency on a
+    shared machine, as it does not count time spent waiting for a core."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "(comm)": state, ppid, pgrp, …, utime (12), stime (13)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def body_for(i: int) -> bytes:
     now_ms = int(time.time() * 1000)
     entry = {"id": PAGE, "time": now_ms, "messaging": [{
@@ -152,13 +175,13 @@ def offer_load(url: str, rate: float, seconds: float, clients: int) -> dict:
     return results
 
 
-def run(label: str, database_url: str, redis_url: str | None, args) -> dict:
+def run(label: str, database_url: str, redis_url: str | None, args, root: Path = ROOT) -> dict:
     emulator_port, app_port = free_port(), free_port()
     graph_url = f"http://127.0.0.1:{emulator_port}"
     app_url = f"http://127.0.0.1:{app_port}"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update({
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(root),
         "SANDBOX_MESSENGER_PAGE_TOKENS": json.dumps({PAGE: PAGE_TOKEN}),
         "SANDBOX_MESSENGER_APP_SECRET": APP_SECRET,
         "DATABASE_URL": database_url,
@@ -177,19 +200,21 @@ def run(label: str, database_url: str, redis_url: str | None, args) -> dict:
         env["REDIS_URL"] = redis_url
     if database_url.startswith("postgresql"):
         ensure_database(database_url)
-        subprocess.run([str(BIN / "flask"), "db", "downgrade", "base"], env=env, cwd=ROOT, check=True,
+        subprocess.run([str(BIN / "flask"), "db", "downgrade", "base"], env=env, cwd=root, check=True,
                        capture_output=True)
-    subprocess.run([str(BIN / "flask"), "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([str(BIN / "flask"), "db", "upgrade"], env=env, cwd=root, check=True, capture_output=True)
 
     emulator = [str(BIN / "python"), "-m", "sandbox", "messenger", "--port", str(emulator_port)]
     server = [str(BIN / "gunicorn"), "-w", os.environ.get("BENCH_PROCESSES", "1"), "-k", os.environ.get("BENCH_WORKER", "gthread"),
               "--threads", os.environ.get("BENCH_THREADS", "4"), "-b", f"127.0.0.1:{app_port}",
               "--keep-alive", "30", "wsgi:app"]
-    worker = [str(BIN / "flask"), "deliveries", "run", "--batch", str(args.batch), "--idle", str(args.idle)]
+    worker = [str(BIN / "flask"), "deliveries", "run", "--idle", str(args.idle)]
+    if "--concurrency" in (root / "app" / "deliveries.py").read_text():  # older code: one at a time
+        worker += ["--concurrency", str(args.concurrency)]
     with ExitStack() as stack:
         receiver = stack.enter_context(Arrivals())
-        stack.enter_context(process(emulator, env, graph_url + "/__sandbox__/received"))
-        stack.enter_context(process(server, env, app_url + "/healthz"))
+        stack.enter_context(process(emulator, env, graph_url + "/__sandbox__/received", cwd=root))
+        gunicorn = stack.enter_context(process(server, env, app_url + "/healthz", cwd=root))
         admin = {"Authorization": f"Bearer {ADMIN}"}
         session = requests.Session()
         org = session.post(f"{app_url}/api/v1/admin/organizations", json={"slug": f"bench-{int(time.time())}"},
@@ -204,8 +229,8 @@ def run(label: str, database_url: str, redis_url: str | None, args) -> dict:
                                json={"url": receiver.url})
         assert endpoint.status_code in (200, 201), endpoint.text
         # The delivery workers (probe: Switchboard itself, already up).
-        for _ in range(args.workers):
-            stack.enter_context(process(worker, env, app_url + "/healthz"))
+        workers = [stack.enter_context(process(worker, env, app_url + "/healthz", cwd=root))
+                   for _ in range(args.workers)]
         # Warm-up: one delivery all the way through (the worker has started and polls).
         warm = body_for(WARM)
         answer = session.post(app_url + "/webhooks/messenger", data=warm, headers=signed(warm))
@@ -217,9 +242,11 @@ def run(label: str, database_url: str, redis_url: str | None, args) -> dict:
         with open("/proc/loadavg") as f:
             load_before = f.read().split()[:3]
         receiver.expected = int(args.rate * args.seconds) + 1
+        cpu_before = group_cpu(gunicorn.pid), sum(group_cpu(w.pid) for w in workers)
         results = offer_load(app_url + "/webhooks/messenger", args.rate, args.seconds, args.clients)
         receiver.done.wait(args.drain if args.workers else 0)
         drained = time.perf_counter()
+        cpu_after = group_cpu(gunicorn.pid), sum(group_cpu(w.pid) for w in workers)
         with open("/proc/loadavg") as f:
             load_after = f.read().split()[:3]
         with receiver.lock:
@@ -245,6 +272,9 @@ def run(label: str, database_url: str, redis_url: str | None, args) -> dict:
         "drain_s": (max(arrived.values()) - last_ack) if arrived else float("nan"),
         "load": f"{' '.join(load_before)} → {' '.join(load_after)}",
         "waited_s": drained - last_ack,
+        "server_cpu_ms": (cpu_after[0] - cpu_before[0]) * 1000 / max(1, len(results)),
+        "worker_cpu_ms": (cpu_after[1] - cpu_before[1]) * 1000 / max(1, len(delays)) if delays else float("nan"),
+        "root": str(root),
     }
 
 
@@ -254,33 +284,37 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of sending")
     parser.add_argument("--clients", type=int, default=16, help="client threads (open loop)")
     parser.add_argument("--workers", type=int, default=1, help="`flask deliveries run` processes")
-    parser.add_argument("--batch", type=int, default=20, help="the worker's --batch (its default)")
-    parser.add_argument("--idle", type=float, default=2.0, help="the worker's --idle (its default: 2 s)")
+    parser.add_argument("--concurrency", type=int, default=8, help="the worker's --concurrency (its default)")
+    parser.add_argument("--idle", type=float, default=0.25, help="the worker's --idle (its default: 0.25 s)")
     parser.add_argument("--drain", type=float, default=60.0, help="at most this long waiting for deliveries")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--database-url", default=PG_URL, help="PostgreSQL database of the second run")
     parser.add_argument("--redis-url", default=REDIS_URL, help="Redis of the second run")
+    parser.add_argument("--app-root", type=Path, action="append",
+                        help="a checkout to measure instead of this one (repeat to compare several)")
     args = parser.parse_args()
     results = []
-    if args.only in (None, "sqlite"):
-        with tempfile.TemporaryDirectory() as tmp:
-            results.append(run("SQLite + memory", f"sqlite:///{tmp}/bench.db", None, args))
-    if args.only in (None, "postgres"):
-        if reachable("127.0.0.1", 5432) and reachable("127.0.0.1", 6379):
-            results.append(run("PostgreSQL + Redis", args.database_url, args.redis_url, args))
-        else:
-            print("PostgreSQL or Redis not reachable on 127.0.0.1: skipped that configuration")
+    for root in args.app_root or [ROOT]:
+        tag = "" if not args.app_root else f" [{root.name}]"
+        if args.only in (None, "sqlite"):
+            with tempfile.TemporaryDirectory() as tmp:
+                results.append(run("SQLite + memory" + tag, f"sqlite:///{tmp}/bench.db", None, args, root))
+        if args.only in (None, "postgres"):
+            if reachable("127.0.0.1", 5432) and reachable("127.0.0.1", 6379):
+                results.append(run("PostgreSQL + Redis" + tag, args.database_url, args.redis_url, args, root))
+            else:
+                print("PostgreSQL or Redis not reachable on 127.0.0.1: skipped that configuration")
     print(f"\nwebhook ingestion: {args.rate:g}/s offered for {args.seconds:g} s by {args.clients} client threads; "
-          f"{args.workers} delivery worker(s), --batch {args.batch} --idle {args.idle:g}; milliseconds\n")
+          f"{args.workers} delivery worker(s), --concurrency {args.concurrency} --idle {args.idle:g}; milliseconds\n")
     print("| configuration | offered | 2xx | non-2xx | failed | accepted/s | ack p50 | ack p99 | ack max "
           "| client late p99 | delivered | ack→endpoint p50 | ack→endpoint p99 | last arrival after last ack (s) "
-          "| load avg before → after |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| server CPU ms/delivery | worker CPU ms/delivery | load avg before → after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['label']} | {r['offered']} | {r['ok']} | {r['non2xx']} | {r['failed']} | "
               f"{r['accepted_per_s']:.0f} | {r['ack_p50']:.1f} | {r['ack_p99']:.1f} | {r['ack_max']:.0f} | "
               f"{r['late_p99']:.1f} | {r['arrived']} | {r['delay_p50']:.0f} | {r['delay_p99']:.0f} | "
-              f"{r['drain_s']:.1f} | {r['load']} |")
+              f"{r['drain_s']:.1f} | {r['server_cpu_ms']:.2f} | {r['worker_cpu_ms']:.2f} | {r['load']} |")
     return 0
 
 

@@ -272,3 +272,55 @@ def test_a_delivery_whose_lease_expired_is_taken_over(app, client, org, receiver
     with app.app_context():  # the first worker's late answer writes nothing
         assert not delivery_service._finish(_deliveries(app)[0].id, "dead-worker", status="pending")
     assert _deliveries(app)[0].status == "delivered"
+
+
+def test_every_delivery_attempt_leaves_an_audit_row_the_org_can_read(app, client, new_org, receiver):
+    (org_a, headers_a), (org_b, headers_b) = new_org("org-a"), new_org("org-b")
+    secret = client.put("/api/v1/webhook-endpoint", json={"url": receiver.url + "?token=endpoint-query-secret"},
+                        headers=headers_a).json["secret"]
+    receiver.mode = "500"
+    _inbound(app, client, org_a["id"], text="private customer words")
+    _run(app)  # attempt 1: the endpoint answers 500
+    with app.app_context():
+        db.session.execute(sa.update(Delivery).values(next_attempt_at=utcnow()))
+        db.session.commit()
+    receiver.mode = "ok"
+    _run(app)  # attempt 2: delivered
+    page = client.get("/api/v1/audit-logs", headers=headers_a)
+    assert page.status_code == 200
+    attempts = [r for r in page.json["data"] if r["action"] == "delivery.attempted"]
+    assert [(r["outcome"], r["status_code"], r["detail"]["attempt"], r["detail"]["result"]) for r in attempts] == [
+        ("success", 200, 2, "delivered"), ("failure", 500, 1, "pending")]  # newest first
+    for row in attempts:
+        assert row["provider"] == "messenger" and row["target"] == "127.0.0.1" and row["actor"] == "system"
+        assert row["latency_ms"] >= 0 and row["detail"]["duration_ms"] == row["latency_ms"]
+        assert row["organization_id"] == org_a["id"]
+    trail = page.get_data(as_text=True)
+    for never in (secret, secret.removeprefix("whsec_"), "private customer words", "endpoint-query-secret",
+                  ENV["WEBHOOK_SIGNING_KEY"]):
+        assert never not in trail
+    other = client.get("/api/v1/audit-logs", headers=headers_b).json["data"]
+    assert not [r for r in other if r["action"] == "delivery.attempted"]
+
+
+def test_an_attempt_without_an_endpoint_is_audited_too(app, client, org):
+    org_row, headers = org
+    _inbound(app, client, org_row["id"])
+    assert _run(app)["no_endpoint"] == 1
+    [row] = [r for r in client.get("/api/v1/audit-logs", headers=headers).json["data"]
+             if r["action"] == "delivery.attempted"]
+    assert row["outcome"] == "failure" and row["status_code"] is None and row["detail"]["result"] == "no_endpoint"
+
+
+def test_a_worker_attempts_several_deliveries_at_once_each_exactly_once(app, client, org, receiver):
+    org_row, headers = org
+    client.put("/api/v1/webhook-endpoint", json={"url": receiver.url}, headers=headers)
+    for i in range(12):
+        _inbound(app, client, org_row["id"], text=f"message {i}")
+    receiver.mode = "slow"  # every attempt is still waiting on the endpoint when the next ones start
+    with app.app_context():
+        counts = delivery_service.run_batch(12, concurrency=12)
+    assert counts["claimed"] == 12
+    ids = [r["headers"]["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 12 and len(set(ids)) == 12
+    assert {d.status for d in _deliveries(app)} == {"pending"} and {d.attempts for d in _deliveries(app)} == {1}

@@ -203,6 +203,28 @@ def test_the_window_hook_hears_each_new_inbound_message_once(app, client, org):
     assert (str(org_id), channel, customer) == (org[0]["id"], "messenger", "900100") and at.tzinfo
 
 
+def test_the_window_is_written_in_the_events_transaction_or_nothing_is(app, client, org):
+    from app.models import MessagingWindow
+
+    claim(app, org[0]["id"], "messenger", PAGE_A)
+    body = messenger_body(psid="900200")
+
+    def broken(connection, *args):
+        raise RuntimeError("the window write failed")
+
+    dispatch.on_inbound_message_stored(broken)
+    try:
+        failed = client.post("/webhooks/messenger", data=body, headers=messenger_headers(body))
+    finally:
+        dispatch.remove_listener(broken)
+    assert failed.status_code == 500  # no 2xx: the provider retries
+    assert events(app) == [] and deliveries(app) == []
+    assert client.post("/webhooks/messenger", data=body, headers=messenger_headers(body)).status_code == 200
+    with app.app_context():
+        [window] = db.session.execute(sa.select(MessagingWindow)).scalars()
+    assert (window.customer, len(events(app)), len(deliveries(app))) == ("900200", 1, 1)
+
+
 # --- Twilio ---------------------------------------------------------------------------------------
 
 NUMBER = "+14155550123"

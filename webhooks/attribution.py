@@ -9,7 +9,8 @@ account was pending* was addressed to the same owner, so the approval's own tran
                integration.pending for this account since the claim last ended or changed)
       ─▶ UPDATE inbound_events SET organization_id = org  (unattributed, this account, since then)
       ─▶ INSERT deliveries (pending, due now)  ─▶ audit webhook.attributed (how many, since when)
-      ─▶ commit ─▶ announce() : dispatch.inbound_message per customer message (the 24-hour window)
+      ─▶ dispatch.inbound_message_stored per customer message (the 24-hour window, same transaction)
+      ─▶ commit ─▶ announce() : dispatch.inbound_message per customer message (after-commit listeners)
 
 Events from before the claim stay unattributed and admin-only: nobody had asked for the account
 then, and approving a claim made today says nothing about who owned it last month.
@@ -43,7 +44,7 @@ class Attributed:
     messages: list[tuple] = field(default_factory=list)  # (org, channel, customer, at)
 
     def announce(self) -> None:
-        """After the commit: each newly attributed customer message, once, to dispatch's listeners."""
+        """After the commit: each newly attributed customer message, once, to the after-commit listeners."""
         for org_id, channel, customer, at in self.messages:
             dispatch.inbound_message(org_id, channel, customer, at)
 
@@ -106,6 +107,9 @@ def attribute_pending(org_id, provider: str, account_key: str | None, *, actor: 
                  detail={"events": len(ids), "since": since.isoformat()})
     result.events = len(ids)
     result.messages = [m for row in rows for m in _messages(org_id, provider, row)]
+    connection = db.session.connection()
+    for message in result.messages:  # the 24-hour window, written in the approval's transaction
+        dispatch.inbound_message_stored(connection, *message)
     return result
 
 

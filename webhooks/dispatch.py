@@ -1,18 +1,22 @@
-"""The hook point for what happens after an inbound customer message is stored.
+"""The hook points for what happens when an inbound customer message is stored.
 
-The 24-hour messaging window (the sending side's module) registers a listener here::
+Two kinds of listener, each called once per *newly stored*, attributed inbound message event
+(duplicates are not re-announced), with the org's id (a UUID), the channel (``messenger`` or
+``whatsapp``), the customer's id (PSID, or E.164 number) and the message's time (aware UTC
+datetime):
 
-    from webhooks import dispatch
-    dispatch.on_inbound_message(lambda org_id, channel, customer_id, at: record_inbound(...))
+- ``on_inbound_message_stored(listener)``: ``listener(connection, org_id, channel, customer_id,
+  at)`` runs *inside* the event's transaction, on its Core connection, before the commit — for
+  writes that must be atomic with the event (the 24-hour messaging window, app/messaging.py). It
+  must only add statements to that transaction; if it raises, nothing of the delivery is stored
+  and the provider gets no 2xx (it retries).
+- ``on_inbound_message(listener)``: ``listener(org_id, channel, customer_id, at)`` runs *after*
+  the commit. A failing one is logged and does not fail the acknowledgement: the event is
+  already stored; the provider must not retry it.
 
-Each listener is called once per *newly stored* inbound message event (duplicates are not
-re-announced), after the event's transaction has committed, with the org's id (a UUID), the
-channel (``messenger`` or ``whatsapp``), the customer's id (PSID, or E.164 number) and the
-message's time (aware UTC datetime). Only attributed events are announced; a message stored
-while its account's claim was pending is announced when the approval attributes it
-(``webhooks/attribution.py``), after that commit. A failing listener is
-logged and does not fail the acknowledgement: the event is already stored; the provider must not
-retry it.
+Only attributed events are announced; a message stored while its account's claim was pending is
+announced when the approval attributes it (``webhooks/attribution.py``): the stored-listeners in
+the approval's transaction, the others after its commit.
 """
 
 from __future__ import annotations
@@ -24,19 +28,34 @@ from typing import Callable
 log = logging.getLogger("switchboard.webhooks")
 
 Listener = Callable[[object, str, str, datetime], None]
+StoredListener = Callable[[object, object, str, str, datetime], None]
 _listeners: list[Listener] = []
+_stored_listeners: list[StoredListener] = []
 
 
 def on_inbound_message(listener: Listener) -> Listener:
-    """Register ``listener(org_id, channel, customer_id, at)``; usable as a decorator."""
+    """Register ``listener(org_id, channel, customer_id, at)``, run after the commit; usable as a decorator."""
     if listener not in _listeners:
         _listeners.append(listener)
     return listener
 
 
-def remove_listener(listener: Listener) -> None:
-    if listener in _listeners:
-        _listeners.remove(listener)
+def on_inbound_message_stored(listener: StoredListener) -> StoredListener:
+    """Register ``listener(connection, org_id, channel, customer_id, at)``, run in the event's transaction."""
+    if listener not in _stored_listeners:
+        _stored_listeners.append(listener)
+    return listener
+
+
+def remove_listener(listener) -> None:
+    for registry in (_listeners, _stored_listeners):
+        if listener in registry:
+            registry.remove(listener)
+
+
+def inbound_message_stored(connection, org_id, channel: str, customer_id: str, at: datetime) -> None:
+    for listener in _stored_listeners:
+        listener(connection, org_id, channel, customer_id, at)  # raising aborts the transaction: intended
 
 
 def inbound_message(org_id, channel: str, customer_id: str, at: datetime) -> None:

@@ -4,6 +4,14 @@ The claim table (``integrations``) says which org owns the account the signed co
 Only an approved claim attributes (``connected`` or ``error``); a ``pending`` one has not been
 approved (design §6 rule 9), so its events stay unattributed — kept, admin-visible, and not
 delivered to the org that merely named the account.
+
+This is the webhook hot path (every provider delivery, at whatever rate the provider sends), so
+it speaks SQLAlchemy Core on one connection of the session's engine, with statements built once
+at import: no ORM session, no per-call statement building (whose coercion and cache-key work
+was ~90 % of a delivery's CPU, docs/benchmarks.md). The transaction is the same as before: the
+claim lookup reads first (on SQLite that takes no write lock, so concurrent copies queue on the
+INSERT, not on a read snapshot), then the event, its audit row and its outbox row are written
+and committed together, before the acknowledgement.
 """
 
 from __future__ import annotations
@@ -23,77 +31,96 @@ from webhooks.base import Received, Stored
 
 ATTRIBUTING = ("connected", "error")
 
+_events, _deliveries, _claims = InboundEvent.__table__, Delivery.__table__, Integration.__table__
 
-def _insert(table):
-    dialect = db.engine.dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+_OWNER = (
+    sa.select(_claims.c.organization_id)
+    .where(_claims.c.provider == sa.bindparam("provider"), _claims.c.account_key == sa.bindparam("key"),
+           _claims.c.status.in_(ATTRIBUTING))
+)
+# The first INSERT of a delivery wins; a copy inserts nothing and RETURNING gives no row.
+_INSERT_EVENT = {
+    name: dialect.insert(_events).on_conflict_do_nothing(index_elements=["provider", "event_id"])
+    .returning(_events.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_INSERT_DELIVERY = sa.insert(_deliveries)
+_SEEN_BODY_ELSEWHERE = (  # the same signed body stored under another (or no) account
+    sa.select(_events.c.id)
+    .where(_events.c.provider == sa.bindparam("provider"), _events.c.body_sha256 == sa.bindparam("digest"),
+           sa.or_(_events.c.account_key.is_(None), _events.c.account_key != sa.bindparam("key")))
+    .limit(1)
+)
+_SEEN_BODY_ATTRIBUTED = (  # … for a delivery naming no account: stored under any account
+    sa.select(_events.c.id)
+    .where(_events.c.provider == sa.bindparam("provider"), _events.c.body_sha256 == sa.bindparam("digest"),
+           _events.c.account_key.is_not(None))
+    .limit(1)
+)
 
 
-def _owners(provider: str, keys: set[str]) -> dict[str, uuid.UUID]:
-    if not keys:
-        return {}
-    rows = db.session.execute(
-        sa.select(Integration.account_key, Integration.organization_id)
-        .where(Integration.provider == provider, Integration.account_key.in_(keys),
-               Integration.status.in_(ATTRIBUTING))
-    )
-    return {key: org for key, org in rows}
+def _owners(connection, provider: str, keys: set[str]) -> dict[str, uuid.UUID]:
+    owners = {}
+    for key in keys:
+        org = connection.execute(_OWNER, {"provider": provider, "key": key}).scalar()
+        if org is not None:
+            owners[key] = org
+    return owners
 
 
 def record(received: list[Received], body: bytes) -> list[Stored]:
     digest = hashlib.sha256(body).hexdigest()
     now = utcnow()
     stored: list[Stored] = []
-    owners: dict[tuple[str, str], uuid.UUID] = {}
-    for provider in {r.provider for r in received}:
-        keys = {r.account_key for r in received if r.provider == provider and r.account_key}
-        owners.update({(provider, k): org for k, org in _owners(provider, keys).items()})
-    try:
+    insert_event = _INSERT_EVENT[db.engine.dialect.name]
+    with db.engine.begin() as connection:  # commits on exit; rolls back if anything raised
+        owners: dict[tuple[str, str], uuid.UUID] = {}
+        for provider in {r.provider for r in received}:
+            keys = {r.account_key for r in received if r.provider == provider and r.account_key}
+            owners.update({(provider, k): org for k, org in _owners(connection, provider, keys).items()})
         for item in received:
             org_id = owners.get((item.provider, item.account_key)) if item.account_key else None
-            if item.dedupe_body and _seen_for_other_account(item, digest):
+            if item.dedupe_body and _seen_for_other_account(connection, item, digest):
                 stored.append(Stored(item, None, org_id))
                 continue
-            event_id = uuid.uuid4()
-            statement = (
-                _insert(InboundEvent.__table__)
-                .values(id=event_id, provider=item.provider, event_id=item.event_id,
-                        organization_id=org_id, account_key=item.account_key, topic=item.topic,
-                        received_at=now, body=body, body_sha256=digest, payload=item.payload,
-                        status="attributed" if org_id else "unattributed")
-                .on_conflict_do_nothing(index_elements=["provider", "event_id"])
-                .returning(InboundEvent.__table__.c.id)
-            )
-            new_id = db.session.execute(statement).scalar()
+            new_id = connection.execute(insert_event, {
+                "id": uuid.uuid4(), "provider": item.provider, "event_id": item.event_id,
+                "organization_id": org_id, "account_key": item.account_key, "topic": item.topic,
+                "received_at": now, "body": body, "body_sha256": digest, "payload": item.payload,
+                "status": "attributed" if org_id else "unattributed",
+            }).scalar()
             if new_id is None:  # a copy of a delivery already stored: acknowledged, stored once
                 stored.append(Stored(item, None, org_id))
                 continue
             audit.record(audit.Action.WEBHOOK_RECEIVED, provider=item.provider, target=item.account_key,
                          organization_id=org_id, actor="provider", status_code=200,
-                         detail={"event": str(new_id), "topic": item.topic, "attributed": org_id is not None})
+                         detail={"event": str(new_id), "topic": item.topic, "attributed": org_id is not None},
+                         connection=connection)
             if org_id is not None:
-                db.session.execute(sa.insert(Delivery.__table__).values(
-                    event_id=new_id, organization_id=org_id, status="pending", attempts=0,
-                    next_attempt_at=now, created_at=now, updated_at=now))
+                connection.execute(_INSERT_DELIVERY, {
+                    "event_id": new_id, "organization_id": org_id, "status": "pending", "attempts": 0,
+                    "next_attempt_at": now, "created_at": now, "updated_at": now})
             stored.append(Stored(item, new_id, org_id))
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    for entry in stored:
-        if entry.id is not None and entry.organization_id is not None and entry.received.message:
-            channel, customer, at = entry.received.message
-            dispatch.inbound_message(entry.organization_id, channel, customer, at)
+        # In-transaction listeners (the messaging window), sorted so that two batches touching
+        # the same windows lock them in the same order (no deadlock on PostgreSQL).
+        for org_id, channel, customer, at in sorted(_messages(stored), key=lambda m: (str(m[0]), m[1], m[2])):
+            dispatch.inbound_message_stored(connection, org_id, channel, customer, at)
+    for org_id, channel, customer, at in _messages(stored):
+        dispatch.inbound_message(org_id, channel, customer, at)
     return stored
 
 
-def _seen_for_other_account(item: Received, digest: str) -> bool:
+def _messages(stored: list[Stored]):
+    """(org, channel, customer, at) of each newly stored, attributed inbound customer message."""
+    for entry in stored:
+        if entry.id is not None and entry.organization_id is not None and entry.received.message:
+            yield (entry.organization_id, *entry.received.message)
+
+
+def _seen_for_other_account(connection, item: Received, digest: str) -> bool:
     """The same signed body already stored under another account (an unsigned header changed)."""
-    other = db.session.execute(
-        sa.select(InboundEvent.id).where(
-            InboundEvent.provider == item.provider, InboundEvent.body_sha256 == digest,
-            sa.or_(InboundEvent.account_key.is_(None), InboundEvent.account_key != item.account_key)
-            if item.account_key else InboundEvent.account_key.is_not(None),
-        ).limit(1)
-    ).first()
-    return other is not None
+    if item.account_key:
+        query, params = _SEEN_BODY_ELSEWHERE, {"provider": item.provider, "digest": digest, "key": item.account_key}
+    else:
+        query, params = _SEEN_BODY_ATTRIBUTED, {"provider": item.provider, "digest": digest}
+    return connection.execute(query, params).first() is not None

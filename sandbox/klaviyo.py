@@ -57,7 +57,7 @@ from flask import Flask, Response, request
 
 JSON_API = "application/vnd.api+json"
 REVISION = "2026-07-15"  # the one revision this emulator answers (see the docstring)
-FAULT_KINDS = frozenset({"http_429", "http_500", "http_503", "slow", "redirect", "garbage", "respond"})
+FAULT_KINDS = frozenset({"http_429", "http_500", "http_502", "http_503", "slow", "redirect", "garbage", "respond"})
 _REVISION = re.compile(r"20[0-9]{2}-[01][0-9]-[0-3][0-9](\.pre)?")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -322,6 +322,8 @@ class KlaviyoEmulator:
                 return _error(429, "throttled", "Request was throttled.", "Request was throttled.", headers=headers)
             case "http_500":
                 return _error(500, "error", "A server error occurred.", "An unexpected error occurred.")
+            case "http_502":  # what a load balancer in front of Klaviyo answers: not JSON:API
+                return Response("<html><body>502 Bad Gateway</body></html>", status=502, content_type="text/html")
             case "http_503":
                 return _error(503, "error", "Service unavailable.", "The service is temporarily unavailable.")
             case "respond":

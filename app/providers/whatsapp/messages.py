@@ -85,7 +85,7 @@ def send_message(number: str, args: dict) -> dict:
     """Window check (unless a template), then one send."""
     if not args.get("content_sid"):
         messaging.require_window(g.org.id, NAME, args["to"], exempt_by="an approved template (`content_sid`)")
-    answer = client().send(twilio_form(number, args))
+    answer = client().send(number, twilio_form(number, args))
     sid = _text(answer.get("sid"), 34)
     if not sid:
         raise UpstreamBadResponse(NAME, "Twilio's answer had no message sid.")

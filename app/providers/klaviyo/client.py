@@ -22,6 +22,7 @@ from flask import current_app
 
 from app.errors import NotFound, UpstreamAuthFailed, UpstreamBadResponse, ValidationFailed
 from app.outbound import Response, Target
+from app.providers.answers import Answer
 from app.providers.base import AccountCheckFailed
 from app.proxy import note
 
@@ -122,15 +123,7 @@ def verify(company_id: str | None) -> None:
 
 
 def _document(response: Response, *, allow_empty: bool = False) -> dict | None:
-    if allow_empty and not response.content.strip():
-        return None
-    try:
-        payload = response.json()
-    except (ValueError, RecursionError):
-        raise UpstreamBadResponse(NAME, "Klaviyo answered with something that is not JSON.") from None
-    if not isinstance(payload, dict):
-        raise UpstreamBadResponse(NAME, "Klaviyo answered with unexpected JSON.")
-    return payload
+    return Answer(NAME, "Klaviyo").document(response, allow_empty=allow_empty)
 
 
 def _caller_error(payload: dict, fields: dict[str, str]) -> None:

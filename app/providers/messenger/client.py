@@ -34,10 +34,12 @@ from flask import current_app
 from app.errors import UpstreamAuthFailed, UpstreamBadResponse, UpstreamRateLimited, ValidationFailed
 from app.messaging import OutsideMessagingWindow
 from app.outbound import Response, Target
+from app.providers.answers import Answer
 from app.proxy import note
 from app.quota import Reading
 
 NAME = "messenger"
+read = Answer(NAME, "Messenger")  # typed reads of Graph's answers (app/providers/answers.py)
 PAGE_ID = re.compile(r"[1-9][0-9]{4,19}", re.ASCII)
 RATE_LIMIT_CODES = {4, 17, 32, 613, 80006}
 AUTH_CODES = {102, 190, 200}
@@ -90,7 +92,8 @@ def _rate_limit_code(response: Response) -> bool:
         error = jsonlib.loads(response.content).get("error")
     except (ValueError, RecursionError, AttributeError):
         return False
-    return isinstance(error, dict) and _int(error.get("code")) in RATE_LIMIT_CODES
+    # Lenient on purpose (a reader must not fail a call): any int-valued code counts.
+    return isinstance(error, dict) and type(error.get("code")) is int and error["code"] in RATE_LIMIT_CODES
 
 
 def graph_signals(response: Response) -> Reading | None:
@@ -142,7 +145,7 @@ class MessengerClient:
             account=page_id,  # the Page's shared budget and circuit breaker (app/quota.py)
         )
         note(upstream_status=outcome.response.status_code, attempts=outcome.attempts)
-        payload = _json(outcome.response)
+        payload = read.document(outcome.response)
         if outcome.response.status_code != 200 or "error" in payload:
             _raise_for(outcome.response, payload)
         return payload
@@ -163,23 +166,9 @@ def client() -> MessengerClient:
     return existing
 
 
-def _json(response: Response) -> dict:
-    try:
-        payload = response.json()
-    except (ValueError, RecursionError):
-        raise UpstreamBadResponse(NAME, "Messenger answered with something that is not JSON.") from None
-    if not isinstance(payload, dict):
-        raise UpstreamBadResponse(NAME, "Messenger answered with unexpected JSON.")
-    return payload
-
-
-def _int(value) -> int | None:
-    return value if type(value) is int else None
-
-
 def _raise_for(response: Response, payload: dict):
-    error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
-    code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
+    error = read.obj(payload.get("error"))
+    code, subcode = read.int(error.get("code")), read.int(error.get("error_subcode"))
     if code is not None:
         note(upstream_error=code, upstream_subcode=subcode)
     if code == 10 and subcode == 2018278:
@@ -190,7 +179,7 @@ def _raise_for(response: Response, payload: dict):
     if code in RATE_LIMIT_CODES or response.status_code == 429:
         _, regain = _usage(response.headers)  # Graph sends no Retry-After
         raise UpstreamRateLimited(NAME, math.ceil(regain or DEFAULT_WAIT))
-    message = error.get("message") if isinstance(error.get("message"), str) else ""
+    message = read.str(error.get("message")) or ""
     if code in AUTH_CODES or code == 10 or response.status_code in (401, 403) or (
             code == 100 and "appsecret_proof" in message):  # the app secret does not match the app
         raise UpstreamAuthFailed(NAME, "Messenger refused the platform's Page token.")

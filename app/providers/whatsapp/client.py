@@ -24,9 +24,11 @@ from flask import current_app
 
 from app.errors import UpstreamAuthFailed, UpstreamBadResponse, ValidationFailed
 from app.outbound import Response, Target
+from app.providers.answers import Answer
 from app.proxy import note
 
 NAME = "whatsapp"
+read = Answer(NAME, "Twilio")  # typed reads of Twilio's answers (app/providers/answers.py)
 ACCOUNT_SID = re.compile(r"AC[0-9a-f]{32}", re.ASCII)
 MAX_SENDER_PAGES = 10
 _CALLER = {21211: "to", 21612: "to", 21614: "to", 63024: "to", 21655: "content_sid", 21656: "content_variables"}
@@ -55,7 +57,7 @@ class TwilioClient:
         outcome = self.outbound.call(NAME, method, url, expected=Target.of(base), headers=headers,
                                      data=data, idempotent=idempotent, account=number)
         note(upstream_status=outcome.response.status_code, attempts=outcome.attempts)
-        payload = _json(outcome.response)
+        payload = read.document(outcome.response)
         if outcome.response.status_code not in (200, 201):
             _raise_for(outcome.response, payload)
         return payload
@@ -90,18 +92,8 @@ def client() -> TwilioClient:
     return existing
 
 
-def _json(response: Response) -> dict:
-    try:
-        payload = response.json()
-    except (ValueError, RecursionError):
-        raise UpstreamBadResponse(NAME, "Twilio answered with something that is not JSON.") from None
-    if not isinstance(payload, dict):
-        raise UpstreamBadResponse(NAME, "Twilio answered with unexpected JSON.")
-    return payload
-
-
 def _raise_for(response: Response, payload: dict):
-    code = payload.get("code") if type(payload.get("code")) is int else None
+    code = read.int(payload.get("code"))
     if code is not None:
         note(upstream_error=code)
     if response.status_code in (401, 403) or code == 20003:

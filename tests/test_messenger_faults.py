@@ -230,3 +230,15 @@ def test_repeated_graph_failures_open_the_pages_circuit(make_app, messenger, org
     fast = c.post("/api/v1/messenger/messages", json=TEXT, headers=headers)
     assert fast.status_code == 503 and fast.json["code"] == "upstream_circuit_open" and fast.headers["Retry-After"]
     assert len(messenger.sends()) == 2
+
+
+def test_org_b_can_neither_send_through_nor_claim_org_as_page(client, headers, new_org, messenger):
+    _, other = new_org("globex")
+    messenger.received.clear()
+    for path, body in (("/api/v1/messenger/messages", TEXT),
+                       ("/api/v1/messenger/sender-actions", {"recipient_id": PSID, "action": "typing_on"})):
+        response = client.post(path, json=body, headers=other)
+        assert response.status_code == 409 and response.json["code"] == "integration_not_connected"
+    claimed = connect(client, other)  # naming A's Page: the claim policy refuses it
+    assert claimed.status_code == 409 and claimed.json["code"] == "account_claimed"
+    assert messenger.sends() == []

@@ -226,3 +226,12 @@ def test_repeated_twilio_failures_open_the_accounts_circuit(make_app, twilio, or
     fast = c.post("/api/v1/whatsapp/messages", json=TEXT, headers=headers)
     assert fast.status_code == 503 and fast.json["code"] == "upstream_circuit_open"
     assert len(twilio.sends()) == 2
+
+
+def test_org_b_can_neither_send_through_nor_claim_org_as_number(client, headers, new_org, twilio):
+    _, other = new_org("globex")
+    response = client.post("/api/v1/whatsapp/messages", json=TEXT, headers=other)
+    assert response.status_code == 409 and response.json["code"] == "integration_not_connected"
+    claimed = connect(client, other)  # naming A's number: the claim policy refuses it
+    assert claimed.status_code == 409 and claimed.json["code"] == "account_claimed"
+    assert twilio.sends() == []

@@ -199,9 +199,9 @@ class Config:
             # Twilio: the REST API (messages) and the Messaging API (WhatsApp senders) are two hosts.
             "TWILIO_API_URL": _base_url(env, "TWILIO_API_URL", "https://api.twilio.com"),
             "TWILIO_MESSAGING_URL": _base_url(env, "TWILIO_MESSAGING_URL", "https://messaging.twilio.com"),
-            # Klaviyo: the API revision is pinned (the date of the OpenAPI document we check
-            # against); the base URL is data so the sandbox can stand in for https://a.klaviyo.com.
-            "KLAVIYO_REVISION": _klaviyo_revision(env.get("KLAVIYO_REVISION", "2026-07-15")),
+            # Klaviyo: the base URL is data so the sandbox can stand in for https://a.klaviyo.com.
+            # The API revision is not a setting: the mapping reads that revision's shapes
+            # (app/providers/klaviyo/client.py: REVISION).
             "KLAVIYO_BASE_URL": _base_url(env, "KLAVIYO_BASE_URL", "https://a.klaviyo.com"),
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
             "OPENAPI_REQUIRED": True,
@@ -356,12 +356,6 @@ def _base_url(env: Mapping[str, str], name: str, default: str | None) -> str | N
 def _api_version(value: str) -> str:
     if not re.fullmatch(r"20[0-9]{2}-(01|04|07|10)", value):
         raise ConfigError("SHOPIFY_API_VERSION must be a quarterly version such as 2026-10")
-    return value
-
-
-def _klaviyo_revision(value: str) -> str:
-    if not re.fullmatch(r"20[0-9]{2}-[01][0-9]-[0-3][0-9]", value):
-        raise ConfigError("KLAVIYO_REVISION must be a revision date such as 2026-07-15")
     return value
 
 

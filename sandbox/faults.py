@@ -1,9 +1,10 @@
 """Fault injection shared by the Messenger and Twilio emulators (Shopify keeps its own).
 
 A fault is served instead of (or, for ``slow``, before) the normal answer on the next ``times``
-matching requests. Kinds common to both: ``http_500``, ``http_503``, ``slow`` (``seconds``),
-``drop`` (close the socket: the outcome of a send is unknown), ``garbage`` (HTML), ``respond``
-(``body``/``status``: exactly this text). Each emulator adds its own rate-limit answer.
+matching requests. Kinds common to both: ``http_500``, ``http_502``, ``http_503``, ``slow``
+(``seconds``), ``drop`` (close the socket: the outcome of a send is unknown), ``garbage`` (HTML),
+``redirect`` (302 to ``location``, by default another host), ``respond`` (``body``/``status``:
+exactly this text). Each emulator adds its own rate-limit answer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 
 from flask import Response, request
 
-COMMON = frozenset({"http_500", "http_503", "slow", "drop", "garbage", "respond"})
+COMMON = frozenset({"http_500", "http_502", "http_503", "slow", "drop", "garbage", "redirect", "respond"})
 
 
 class FaultQueue:
@@ -59,8 +60,14 @@ def serve_common(fault: dict, error_500: str, error_503: str) -> Response | None
     match fault["kind"]:
         case "http_500":
             return Response(error_500, status=500, content_type="application/json")
+        case "http_502":  # what a load balancer in front of the provider answers
+            return Response("<html><body>502 Bad Gateway</body></html>", status=502, content_type="text/html")
         case "http_503":
             return Response(error_503, status=503, content_type="application/json")
+        case "redirect":
+            response = Response("", status=302)
+            response.headers["Location"] = params.get("location", "http://127.0.0.1:9/elsewhere")
+            return response
         case "respond":
             return Response(params["body"], status=int(params.get("status", 200)), content_type="application/json")
         case "garbage":
@@ -99,6 +106,12 @@ class RateWindow:
             calls.append(now)
             self._calls[key] = calls
             return True
+
+    def used(self, key: str) -> int:
+        """Calls counted for ``key`` in the current window."""
+        now = time.monotonic()
+        with self._lock:
+            return sum(1 for t in self._calls.get(key, []) if now - t < self.per)
 
     def clear(self) -> None:
         with self._lock:

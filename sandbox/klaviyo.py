@@ -25,6 +25,13 @@ description, revision 2026-07-15):
   * ``page[size]`` of lists and segments is 1–10, of campaigns 1–100; ``links.next`` carries
     ``page[cursor]``.
 
+One revision, answered faithfully: the emulator serves revision ``REVISION`` (2026-07-15) — the
+revision Switchboard pins, whose OpenAPI description is in ``../shared/data`` and whose official
+SDK (``klaviyo-api`` 24.0.0) parses every answer in the tests. Klaviyo itself answers every
+supported revision in that revision's shapes (2026-10-15's campaigns are "omni" campaigns with a
+``definition`` and no channel); rather than answer another revision in 2026-07-15's shapes, the
+emulator refuses any other well-formed revision with 400 ``invalid`` naming ``revision``.
+
 Guesses (Klaviyo's documentation is silent):
   * The error ``code`` strings (``not_authenticated``, ``invalid``, ``not_found``, ``throttled``)
     follow what Klaviyo is seen answering; a missing ``revision`` is 400 ``invalid``.
@@ -49,7 +56,8 @@ from urllib.parse import urlencode
 from flask import Flask, Response, request
 
 JSON_API = "application/vnd.api+json"
-FAULT_KINDS = frozenset({"http_429", "http_500", "http_503", "slow", "redirect", "garbage", "respond"})
+REVISION = "2026-07-15"  # the one revision this emulator answers (see the docstring)
+FAULT_KINDS = frozenset({"http_429", "http_500", "http_502", "http_503", "slow", "redirect", "garbage", "respond"})
 _REVISION = re.compile(r"20[0-9]{2}-[01][0-9]-[0-3][0-9](\.pre)?")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -251,9 +259,14 @@ class KlaviyoEmulator:
             return _error(401, "not_authenticated", "Authentication credentials were not provided.",
                           "Missing or invalid private key.")
         request.environ["sandbox.company"] = company
-        if not _REVISION.fullmatch(request.headers.get("revision", "")):
+        revision = request.headers.get("revision", "")
+        if not _REVISION.fullmatch(revision):
             return _error(400, "invalid", "Invalid input.", "A valid revision header is required.",
                           parameter="revision")
+        if revision != REVISION:
+            return _error(400, "invalid", "Invalid input.",
+                          f"The sandbox answers revision {REVISION} only (its shapes are those of that "
+                          "revision's OpenAPI description).", parameter="revision")
         if request.method == "POST" and request.mimetype not in (JSON_API, "application/json"):
             return _error(415, "unsupported_media_type", "Unsupported media type.",
                           f"Unsupported media type \"{request.mimetype}\" in request.")
@@ -309,6 +322,8 @@ class KlaviyoEmulator:
                 return _error(429, "throttled", "Request was throttled.", "Request was throttled.", headers=headers)
             case "http_500":
                 return _error(500, "error", "A server error occurred.", "An unexpected error occurred.")
+            case "http_502":  # what a load balancer in front of Klaviyo answers: not JSON:API
+                return Response("<html><body>502 Bad Gateway</body></html>", status=502, content_type="text/html")
             case "http_503":
                 return _error(503, "error", "Service unavailable.", "The service is temporarily unavailable.")
             case "respond":

@@ -8,8 +8,8 @@ paths are Kustomer's, and each key belongs to one org::
     GET  /v1/customers/email={email}                  one customer or 404
     GET  /v1/customers/phone={phone}                  one customer or 404
     GET  /v1/customers/{id}/conversations?page=&pageSize=
-    POST /v1/conversations                            {customer, name, status, priority?}
-    POST /v1/conversations/{id}/messages              {channel, app, direction, preview, ...}
+    POST /v1/conversations                            {customer, name, status, priority?, externalId?}
+    POST /v1/conversations/{id}/messages              {channel, app, direction, preview, externalId?, ...}
     POST /v1/conversations/{id}/notes                 {body}
 
 Auth header ``Authorization: Bearer <API key>``. Keys are JWT-shaped (``header.payload.sig``,
@@ -35,11 +35,20 @@ Guesses (Kustomer's documentation is silent):
   * 404 body ``{"errors":[{"status":404,"code":"not_found","title":"Not Found"}]}``; 400 for a
     body that is not a JSON object, or lacks a required field (``code: "invalid"``);
   * ``pageSize`` is capped at 100.
+  * ``externalId`` (Kustomer documents it on conversation and message creates, and its custom-channel
+    guide finds conversations by it; uniqueness and a duplicate's answer are not documented): unique
+    per org and object type; a create naming one already used is 409 ``duplicate`` with
+    ``source.pointer`` ``/externalId`` and nothing is created. Conversations show it in their
+    attributes.
+
+Faults take ``after=True`` (http_500/502/503, slow): the request is handled first — what it
+creates exists — and then the fault is served: an answer lost on the way back.
 """
 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import secrets
 import threading
@@ -118,6 +127,12 @@ def _error(status: int, code: str, title: str, source: dict | None = None, heade
     return _json({"errors": [entry]}, status, headers)
 
 
+def _duplicate() -> Response:
+    """A create naming an ``externalId`` already used in the org (a guess: Kustomer does not
+    document the answer)."""
+    return _error(409, "duplicate", "An object with this externalId already exists", {"pointer": "/externalId"})
+
+
 def _resource(kind: str, obj: dict, org_id: str, relationships: dict | None = None) -> dict:
     attributes = {k: v for k, v in obj.items() if k not in ("id", "customer", "conversation")}
     rel = {"org": {"data": {"type": "org", "id": org_id}}}
@@ -152,7 +167,9 @@ class KustomerEmulator:
         """Serve fault ``kind`` on the next ``times`` requests (of ``org``'s key, if given).
 
         Params: ``retry_after`` (http_429: sent only if given), ``seconds`` (slow),
-        ``location`` (redirect), ``body``/``status`` (respond: exactly this text).
+        ``location`` (redirect), ``body``/``status`` (respond: exactly this text), ``after``
+        (handle the request, then serve the fault), ``path`` (only requests whose path matches
+        this ``fnmatch`` pattern, e.g. ``/v1/conversations/*/messages``).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
@@ -205,15 +222,22 @@ class KustomerEmulator:
                     "json": None if body is ValueError else body,
                     "at": time.time(),
                 })
-            fault = self._serve_fault(org)
-            if fault is not None:
-                return fault
+            fault = self._take_fault(org)
+            if fault is not None and fault["params"].get("after"):
+                request.environ["sandbox.late_fault"] = fault  # served once the request took effect
+            elif fault is not None:
+                answer = self._render_fault(fault)
+                if answer is not None:
+                    return answer
             if org is None:
                 return _error(401, "unauthorized", "Unauthorized")
             return self._spend(org)
 
         @app.after_request
         def rate_headers(response: Response) -> Response:
+            late = request.environ.get("sandbox.late_fault")
+            if late is not None:
+                response = self._render_fault(late) or response
             org = self._org_of(request.headers.get("Authorization"))
             if org is not None and not request.path.startswith("/__sandbox__/"):
                 with self._lock:
@@ -258,12 +282,18 @@ class KustomerEmulator:
                 return _error(400, "invalid", "customer is not valid", {"pointer": "/customer"})
             if body.get("status", "open") not in ("open", "snoozed", "done"):
                 return _error(400, "invalid", "status is not valid", {"pointer": "/status"})
+            external = body.get("externalId")
+            if external is not None and (not isinstance(external, str) or not 1 <= len(external) <= 256):
+                return _error(400, "invalid", "externalId is not valid", {"pointer": "/externalId"})
             vid = secrets.token_hex(12)
             now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-            conversation = {"id": vid, "customer": customer, "name": body.get("name"),
+            conversation = {"id": vid, "customer": customer, "name": body.get("name"), "externalId": external,
                             "status": body.get("status", "open"), "priority": body.get("priority", 3),
                             "channels": [], "messageCount": 0, "noteCount": 0, "createdAt": now, "updatedAt": now}
             with self._lock:
+                if external is not None and any(c.get("externalId") == external
+                                                for c in data["conversations"].values()):
+                    return _duplicate()
                 data["conversations"][vid] = conversation
             return _json({"data": _resource("conversation", conversation, data["id"],
                                             {"customer": ("customer", customer)})}, 201)
@@ -342,11 +372,16 @@ class KustomerEmulator:
         for name in required:
             if not isinstance(body.get(name), str) or not body[name]:
                 return _error(400, "invalid", f"{name} is required", {"pointer": f"/{name}"})
+        external = body.get("externalId")
+        if external is not None and (not isinstance(external, str) or not 1 <= len(external) <= 256):
+            return _error(400, "invalid", "externalId is not valid", {"pointer": "/externalId"})
         oid = secrets.token_hex(12)
         now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         item = {"id": oid, **{k: v for k, v in body.items() if isinstance(v, (str, int, bool))},
                 "createdAt": now, "updatedAt": now}
         with self._lock:
+            if external is not None and any(i.get("externalId") == external for i in data[kind + "s"].values()):
+                return _duplicate()
             data[kind + "s"][oid] = {**item, "conversation": conversation_id}
             conversation["messageCount" if kind == "message" else "noteCount"] += 1
         return _json({"data": _resource(kind, item, data["id"], {
@@ -379,13 +414,21 @@ class KustomerEmulator:
         return None
 
     def _serve_fault(self, org: str | None) -> Response | None:
+        fault = self._take_fault(org)
+        return None if fault is None else self._render_fault(fault)
+
+    def _take_fault(self, org: str | None) -> dict | None:
         with self._lock:
-            fault = next((f for f in self._faults if f["org"] in (None, org)), None)
+            fault = next((f for f in self._faults if f["org"] in (None, org) and (
+                f["params"].get("path") is None or fnmatch.fnmatchcase(request.path, f["params"]["path"]))), None)
             if fault is None:
                 return None
             fault["times"] -= 1
             if fault["times"] <= 0:
                 self._faults.remove(fault)
+        return fault
+
+    def _render_fault(self, fault: dict) -> Response | None:
         params = fault["params"]
         match fault["kind"]:
             case "http_429":

@@ -15,6 +15,13 @@ token) must come with it. Errors are Graph's ``{"error": {"message", "type", "co
     outside the 24-hour window  400 code 10 / 2018278 "(#10) This message is sent outside of allowed window."
     rate limit (per Page/s)     400 code 4 "(#4) Application request limit reached" (HTTP status a guess)
 
+Rate-limit signals (https://developers.facebook.com/docs/graph-api/overview/rate-limiting/): every
+send answer carries ``X-Business-Use-Case-Usage`` (Page tokens fall under Business Use Case
+limits) with the Page's ``call_count`` as a percentage of its window. The ``rate_limited`` fault
+takes ``code`` (4, 17, 32, 613 or 80006; default 4) and ``regain_minutes`` — when given, the
+throttled answer's usage header says ``estimated_time_to_regain_access`` (Graph's only wait hint:
+it sends no ``Retry-After``); without it the answer has no usage header.
+
 A PSID is known to a Page once it has written (``fire_inbound``, or ``open_window`` for a test);
 a send without a ``tag`` needs its last message within 24 hours. Controls (not recorded):
 
@@ -55,6 +62,25 @@ def _graph_error(message: str, code: int, subcode: int | None = None, status: in
         error["error_subcode"] = subcode
     response = Response(json.dumps({"error": error}), status=status, content_type="application/json")
     response.headers["WWW-Authenticate"] = f'OAuth "Facebook Platform" "invalid_request" "{message}"'
+    return response
+
+
+RATE_LIMIT_MESSAGES = {4: "(#4) Application request limit reached", 17: "(#17) User request limit reached",
+                       32: "(#32) Page request limit reached", 613: "(#613) Calls to this api have exceeded the rate limit.",
+                       80006: "(#80006) There have been too many messages sent to this user."}
+BUC_HEADER = "X-Business-Use-Case-Usage"
+
+
+def _usage(page: str, percent: int, regain_minutes: int = 0) -> str:
+    return json.dumps({page: [{"type": "messenger", "call_count": percent, "total_cputime": min(percent, 1),
+                               "total_time": min(percent, 1), "estimated_time_to_regain_access": regain_minutes}]})
+
+
+def _throttled(page: str | None, params: dict) -> Response:
+    code = int(params.get("code", 4))
+    response = _graph_error(RATE_LIMIT_MESSAGES.get(code, RATE_LIMIT_MESSAGES[4]), code)
+    if params.get("regain_minutes") is not None and page:
+        response.headers[BUC_HEADER] = _usage(page, 100, int(params["regain_minutes"]))
     return response
 
 
@@ -162,7 +188,7 @@ class MessengerEmulator:
             if fault is None:
                 return None
             if fault["kind"] == "rate_limited":
-                return _graph_error("(#4) Application request limit reached", 4)
+                return _throttled(page, fault["params"])
             return serve_common(
                 fault,
                 json.dumps({"error": {"message": "An unexpected error has occurred. Please retry your request later.",
@@ -186,8 +212,13 @@ class MessengerEmulator:
                 return _graph_error("(#200) The Page access token does not belong to this Page", 200,
                                     type_="OAuthException")
             if not self.rate.allow(page):
-                return _graph_error("(#4) Application request limit reached", 4)
-            return self._send(page, request.get_json(silent=True))
+                throttled = _throttled(page, {})
+                throttled.headers[BUC_HEADER] = _usage(page, 100)
+                return throttled
+            answer = self._send(page, request.get_json(silent=True))
+            if self.rate.limit:
+                answer.headers[BUC_HEADER] = _usage(page, min(100, 100 * self.rate.used(page) // self.rate.limit))
+            return answer
 
         @app.post("/__sandbox__/faults")
         def add_fault():

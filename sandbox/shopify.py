@@ -81,7 +81,7 @@ INVALID_TOKEN_BODY = {"errors": "[API] Invalid API key or access token (unrecogn
 NOT_FOUND_BODY = {"errors": "Not Found"}
 BAD_QUERY_BODY = {"errors": {"query": "Required parameter missing or invalid"}}
 
-FAULT_KINDS = frozenset({"throttled", "http_429", "http_500", "http_503", "slow", "redirect", "garbage", "drop",
+FAULT_KINDS = frozenset({"throttled", "http_429", "http_500", "http_502", "http_503", "slow", "redirect", "garbage", "drop",
                          "drip", "respond"})
 ENDPOINTS = frozenset({"graphql", "token"})
 
@@ -343,14 +343,18 @@ class ShopifyEmulator:
                 return self._throttled_fault(shop)
             case "http_429":
                 # REST-style throttle answer: https://shopify.dev/docs/api/usage/rate-limits
+                # retry_after=None: a 429 without the header (a proxy in front of Shopify).
+                retry_after = params.get("retry_after", 1)
                 return _json(
                     {"errors": "Exceeded 2 calls per second for api client. "
                                "Reduce request rates to resume uninterrupted service."},
                     429,
-                    {"Retry-After": str(params.get("retry_after", 1))},
+                    {} if retry_after is None else {"Retry-After": str(retry_after)},
                 )
             case "http_500":
                 return _json({"errors": "An unexpected error occurred"}, 500)
+            case "http_502":  # what a load balancer in front of Shopify answers: HTML, not JSON
+                return Response("<html><body>502 Bad Gateway</body></html>", status=502, content_type="text/html")
             case "http_503":
                 return _json({"errors": "Service Unavailable"}, 503)
             case "respond":

@@ -16,7 +16,9 @@ Twilio's error dictionary:
     From not an ONLINE sender    400 63007 "Twilio could not find a Channel with the specified From address"
     no Body, MediaUrl, ContentSid 400 21619;  Body over 1600 characters 400 21617
     unknown ContentSid           400 21655;  ContentVariables not a JSON object 400 21656
-    over the account's rate      429 20429 "Too Many Requests"
+    over the account's rate      429 20429 "Too Many Requests" (https://www.twilio.com/docs/api/errors/20429:
+                                 "never processed and always safe to retry"; no Retry-After is
+                                 documented — the ``rate_limited`` fault adds one with ``retry_after``)
 
 The 24-hour window is Twilio's: a free-form message outside it (no ``ContentSid``) is accepted
 with 201 ``queued`` and then fails asynchronously — its status callback says ``failed`` with
@@ -186,7 +188,10 @@ class TwilioEmulator:
             if fault is None:
                 return None
             if fault["kind"] == "rate_limited":
-                return _error(20429, "Too Many Requests", 429)
+                throttled = _error(20429, "Too Many Requests", 429)
+                if fault["params"].get("retry_after") is not None:
+                    throttled.headers["Retry-After"] = str(fault["params"]["retry_after"])
+                return throttled
             return serve_common(fault, json.dumps({"code": 20500, "message": "Internal Server Error",
                                                    "more_info": "https://www.twilio.com/docs/errors/20500",
                                                    "status": 500}),

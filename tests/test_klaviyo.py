@@ -221,6 +221,7 @@ def test_bad_list_arguments_are_422(client, kl, klaviyo, query, field):
     ("http_429", {"retry_after": 7}, 429, "upstream_rate_limited"),
     ("http_429", {}, 429, "upstream_rate_limited"),
     ("http_500", {}, 502, "upstream_bad_response"),
+    ("http_502", {}, 502, "upstream_bad_response"),
     ("http_503", {}, 502, "upstream_bad_response"),
     ("redirect", {"location": "http://evil.example/steal"}, 502, "upstream_bad_response"),
     ("garbage", {}, 502, "upstream_bad_response"),
@@ -298,7 +299,9 @@ def test_every_attempt_is_audited_with_the_upstream_status(client, kl, klaviyo, 
 
 def test_org_b_cannot_act_through_org_as_account(client, kl, new_org, klaviyo):
     _, other = new_org("globex")
-    for method, path, body in [("get", "/api/v1/klaviyo/lists", None), ("post", "/api/v1/klaviyo/events", event_body()),
+    for method, path, body in [("get", "/api/v1/klaviyo/lists", None), ("get", "/api/v1/klaviyo/segments", None),
+                               ("get", "/api/v1/klaviyo/campaigns?channel=email", None),
+                               ("post", "/api/v1/klaviyo/events", event_body()),
                                ("post", f"/api/v1/klaviyo/lists/{LIST}/subscriptions",
                                 {"email": "ada@example.com", "consent": True}),
                                ("post", "/api/v1/klaviyo/profiles", {"email": "ada@example.com"})]:

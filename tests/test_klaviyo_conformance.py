@@ -1,6 +1,7 @@
 """The Klaviyo emulator answers as Klaviyo does: the official SDK parses every answer for the calls
 Switchboard makes, and our request bodies and the emulator's answers validate against Klaviyo's
-own OpenAPI description (revision 2026-07-15, ../shared/data)."""
+own OpenAPI description (revision 2026-07-15, ../shared/data). Switchboard, the emulator, the
+SDK and the description name one revision (docs/decisions.md)."""
 
 import gzip
 import json
@@ -59,9 +60,10 @@ def test_sdk_parses_every_answer_switchboard_relies_on(klaviyo):
     lists = api.Lists.get_lists()
     assert len(lists.data) == 10 and lists.links.next
     assert api.Segments.get_segments().data[0].attributes.is_active is True
-    # Campaigns are not parsed here: the pinned SDK (25.0.0) speaks revision 2026-10-15, whose
-    # campaigns are "omni" campaigns with a required `definition`; the emulator answers our pinned
-    # 2026-07-15 shape (checked against the OpenAPI description below). See docs/decisions.md.
+    for channel, name in (("email", "Spring sale"), ("sms", "Flash sale text")):
+        # Switchboard's call, made by the SDK: the channel filter Klaviyo requires.
+        campaigns = api.Campaigns.get_campaigns(filter=f"equals(messages.channel,'{channel}')")
+        assert campaigns.data[0].type == "campaign" and campaigns.data[0].attributes.name == name
     assert api.Profiles.create_or_update_profile(
         {"data": {"type": "profile", "attributes": {"email": "ada@example.com"}}}).data.id
     api.Events.create_event({"data": {"type": "event", "attributes": {
@@ -72,6 +74,27 @@ def test_sdk_parses_every_answer_switchboard_relies_on(klaviyo):
             "email": {"marketing": {"consent": "SUBSCRIBED"}}}}}]}},
         "relationships": {"list": {"data": {"type": "list", "id": LIST}}}}})
     assert len(klaviyo.events["AbC123"]) == 1
+
+
+def test_switchboard_the_emulator_the_sdk_and_the_description_name_one_revision(spec):
+    from klaviyo_api.wrapper import KlaviyoAPI
+
+    from app.providers.klaviyo.client import REVISION
+    from sandbox.klaviyo import REVISION as EMULATED
+
+    assert REVISION == EMULATED == KlaviyoAPI._REVISION == SPEC_PATH.name.removeprefix(
+        "klaviyo-openapi-").removesuffix(".json.gz")
+    assert spec["info"]["version"] == REVISION
+
+
+def test_the_emulator_refuses_a_revision_it_does_not_emulate(klaviyo):
+    import requests
+
+    answer = requests.get(klaviyo.url + "/api/campaigns", timeout=5, params={"filter": "equals(messages.channel,'email')"},
+                          headers={"Authorization": f"Klaviyo-API-Key {KLAVIYO_KEYS['AbC123']}",
+                                   "revision": "2026-10-15"})
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["source"] == {"parameter": "revision"}
 
 
 def test_switchboards_bodies_and_the_emulators_answers_follow_the_openapi(client, org, klaviyo, spec):

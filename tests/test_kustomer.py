@@ -126,7 +126,9 @@ def test_create_ticket_with_first_message_and_add_a_note(client, kz, kustomer):
     conversation_id = body["conversation"]["id"]
     posts = [r for r in kustomer.received if r["method"] == "POST"]
     assert [p["path"] for p in posts] == ["/v1/conversations", f"/v1/conversations/{conversation_id}/messages"]
-    assert posts[0]["json"] == {"customer": ada["id"], "name": "Where is my order?", "status": "open"}
+    assert posts[0]["json"] == {"customer": ada["id"], "name": "Where is my order?", "status": "open",
+                                "externalId": posts[0]["json"]["externalId"]}
+    assert posts[0]["json"]["externalId"].startswith("sb-") and posts[1]["json"]["externalId"].startswith("sb-")
     assert posts[1]["json"]["channel"] == "chat" and posts[1]["json"]["direction"] == "in"
 
     noted = client.post(f"/api/v1/kustomer/conversations/{conversation_id}/notes", headers=kz,
@@ -223,11 +225,20 @@ def test_429_without_retry_after_is_retried_then_passed_on(client, kz, kustomer)
 
 
 def test_the_emulators_own_window_answers_429(make_app, kustomer):
+    import requests
+
     from sandbox.kustomer import KustomerEmulator
     from sandbox.server import serve
 
     emulator = KustomerEmulator(rate_limit=2)
     with serve(emulator.wsgi) as server:
+        url = server.url + "/v1/customers/email=ada@example.com"
+        auth = {"Authorization": f"Bearer {emulator.keys['demo']}"}
+        answers = [requests.get(url, headers=auth, timeout=5) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[1].headers["x-ratelimit-remaining"] == "0" and int(answers[2].headers["Retry-After"]) >= 1
+
+        emulator.reset()
         app = make_app(KUSTOMER_API_KEYS=json.dumps(emulator.keys), KUSTOMER_URL_TEMPLATE=server.url,
                        HTTP_MAX_RETRIES="0")
         client = app.test_client()
@@ -237,9 +248,11 @@ def test_the_emulators_own_window_answers_429(make_app, kustomer):
         assert _connect(client, headers).status_code == 201
         first = client.get("/api/v1/kustomer/customers?email=ada@example.com", headers=headers)
         assert first.status_code == 200
+        sent = len(emulator.received)
         second = client.get("/api/v1/kustomer/customers?email=ada@example.com", headers=headers)
-        assert second.status_code == 429 and int(second.headers["Retry-After"]) > 1
-        assert emulator.received[-1]["path"].startswith("/v1/customers/")
+        assert second.status_code == 429 and int(second.headers["Retry-After"]) >= 1
+        # x-ratelimit-remaining said 0: the account's budget refused it before sending (app/quota.py).
+        assert len(emulator.received) == sent
 
 
 @pytest.mark.parametrize("kind", ["http_500", "http_502", "http_503"])
@@ -293,41 +306,75 @@ def test_wrong_key_after_connecting_is_502_auth_failed(client, kz, kustomer):
 # --- writes are never re-sent blindly; Idempotency-Key --------------------------------------
 
 
-def test_ticket_create_is_not_resent_on_5xx_or_timeout(client, kz, kustomer):
+def _conversations_of(kustomer, customer_id):
+    return [c for c in kustomer.orgs["demo"]["conversations"].values() if c["customer"] == customer_id]
+
+
+@pytest.mark.parametrize("fault", [
+    {"kind": "http_503"},  # refused before anything was created
+    {"kind": "http_500", "after": True},  # created, then the answer was lost
+    {"kind": "slow", "seconds": 1.5},  # past the read timeout; Kustomer created it meanwhile
+])
+def test_a_re_sent_ticket_create_counts_once_at_kustomer(client, kz, kustomer, fault):
+    ada = kustomer.customer("demo")
+    before = len(_conversations_of(kustomer, ada["id"]))
+    kustomer.inject(times=1, path="/v1/conversations", **fault)
+    response = client.post("/api/v1/kustomer/conversations", headers=kz,
+                           json={"customer_id": ada["id"], "subject": "s", "message": "m"})
+    assert response.status_code == 201, response.json
+    creates = [r for r in kustomer.received if r["path"] == "/v1/conversations"]
+    assert len(creates) == 2  # re-sent once, with the same externalId
+    assert creates[0]["json"]["externalId"] == creates[1]["json"]["externalId"]
+    mine = _conversations_of(kustomer, ada["id"])
+    assert len(mine) == before + 1  # counted once
+    assert response.json["conversation"]["id"] == next(c["id"] for c in mine if c.get("externalId"))
+    assert response.json["first_message_status"] == "recorded"
+
+
+def test_the_external_id_comes_from_the_idempotency_key_and_the_org(client, kz, kustomer, new_org):
+    from app.providers.kustomer.shapes import external_id
+
     ada = kustomer.customer("demo")
     ticket = {"customer_id": ada["id"], "subject": "s", "message": "m"}
-    kustomer.inject("http_503", times=1)
-    failed = client.post("/api/v1/kustomer/conversations", headers=kz, json=ticket)
-    assert failed.status_code == 502
-    assert [r["path"] for r in kustomer.received] == ["/v1/conversations"]
-    kustomer.received.clear()
-    kustomer.inject("slow", times=1, seconds=1.5)
-    timed_out = client.post("/api/v1/kustomer/conversations", headers=kz, json=ticket)
-    assert timed_out.status_code == 504
-    assert [r["path"] for r in kustomer.received] == ["/v1/conversations"]
+    assert client.post("/api/v1/kustomer/conversations", headers={**kz, "Idempotency-Key": "ticket-key-0001"},
+                       json=ticket).status_code == 201
+    sent = [r["json"]["externalId"] for r in kustomer.received if r["method"] == "POST"]
+    assert len(set(sent)) == 2 and all(x.startswith("sb-") and "ticket-key" not in x for x in sent)
+    assert external_id("org-a", "k", "conversation") == external_id("org-a", "k", "conversation")
+    assert external_id("org-a", "k", "conversation") not in (external_id("org-b", "k", "conversation"),
+                                                             external_id("org-a", "k", "message"))
+
+
+def test_a_duplicate_external_id_is_kustomers_409_and_reads_back_the_ticket(client, kz, kustomer):
+    ada = kustomer.customer("demo")
+    ticket = {"customer_id": ada["id"], "subject": "s", "message": "m"}
+    first = client.post("/api/v1/kustomer/conversations", headers=kz, json=ticket)
+    xid = next(r["json"]["externalId"] for r in kustomer.received if r["path"] == "/v1/conversations")
+    import requests
+    again = requests.post(kustomer.url + "/v1/conversations", timeout=5, json={"customer": ada["id"], "externalId": xid},
+                          headers={"Authorization": f"Bearer {kustomer.keys['demo']}"})
+    assert again.status_code == 409 and again.json()["errors"][0]["source"] == {"pointer": "/externalId"}
+    assert first.status_code == 201 and len([c for c in _conversations_of(kustomer, ada["id"]) if c.get("externalId") == xid]) == 1
 
 
 def test_message_failure_after_the_conversation_exists_is_still_201(client, kz, kustomer):
     ada = kustomer.customer("demo")
-    # The first POST succeeds; the message POST is answered 503.
-    original = kustomer._serve_fault
-
-    def second_fails(org, _calls=[0]):
-        _calls[0] += 1
-        if _calls[0] == 2:
-            from sandbox.kustomer import _error
-            return _error(503, "server_error", "Service Unavailable")
-        return original(org)
-
-    kustomer._serve_fault = second_fails
-    try:
-        response = client.post("/api/v1/kustomer/conversations", headers=kz,
-                               json={"customer_id": ada["id"], "subject": "s", "message": "m"})
-    finally:
-        kustomer._serve_fault = original
+    kustomer.inject("http_503", times=5, path="/v1/conversations/*/messages")  # every attempt refused
+    response = client.post("/api/v1/kustomer/conversations", headers=kz,
+                           json={"customer_id": ada["id"], "subject": "s", "message": "m"})
     assert response.status_code == 201, response.json
     assert response.json["first_message_status"] == "not_recorded" and response.json["first_message"] is None
-    assert len([r for r in kustomer.received if r["method"] == "POST"]) == 2
+    assert len([r for r in kustomer.received if r["path"] == "/v1/conversations"]) == 1
+
+
+def test_a_lost_answer_to_the_first_message_is_recorded_once(client, kz, kustomer):
+    ada = kustomer.customer("demo")
+    kustomer.inject("http_500", after=True, path="/v1/conversations/*/messages")
+    response = client.post("/api/v1/kustomer/conversations", headers=kz,
+                           json={"customer_id": ada["id"], "subject": "s", "message": "m"})
+    assert response.status_code == 201 and response.json["first_message_status"] == "recorded"
+    messages = list(kustomer.orgs["demo"]["messages"].values())
+    assert len(messages) == 1 and messages[0]["externalId"].startswith("sb-")
 
 
 def test_idempotency_key_replays_the_ticket_without_a_second_conversation(client, kz, kustomer):

@@ -162,3 +162,83 @@ def test_fire_inbound_signs_as_meta_does_and_opens_the_emulators_window(messenge
     event = json.loads(raw)["entry"][0]
     assert event["id"] == PAGE and event["messaging"][0]["message"]["text"] == "Where is my order?"
     assert json.loads(got[1][0])["entry"][0]["messaging"][0]["delivery"]["mids"] == [result["mid"]]
+
+
+# --- the Page's shared budget and circuit breaker (app/quota.py) --------------------------------
+
+
+@pytest.mark.parametrize("kind, status, code", [
+    ("http_502", 502, "upstream_bad_response"),
+    ("redirect", 502, "upstream_bad_response"),  # never followed: the token stays with Graph
+    ("respond", 502, "upstream_bad_response"),
+])
+def test_more_upstream_failures_are_mapped_and_never_followed(client, headers, messenger, kind, status, code):
+    params = {"body": "{not json", "status": 200} if kind == "respond" else {}
+    messenger.inject(kind, **params)
+    response = client.post("/api/v1/messenger/messages", json=TEXT, headers=headers)
+    assert response.status_code == status and response.json["code"] == code
+    assert len(messenger.sends()) == 1
+
+
+@pytest.mark.parametrize("code", [4, 17, 32, 613, 80006])
+def test_each_graph_throttling_code_is_429_and_holds_the_page_back(client, headers, messenger, audit_rows, code):
+    messenger.inject("rate_limited", code=code)  # no usage header: Graph's limits reset within the hour
+    first = client.post("/api/v1/messenger/messages", json=TEXT, headers=headers)
+    assert first.status_code == 429 and first.json["code"] == "upstream_rate_limited"
+    assert first.headers["Retry-After"] == "60"
+    again = client.post("/api/v1/messenger/messages", json=TEXT, headers=headers)
+    assert again.status_code == 429 and 1 <= int(again.headers["Retry-After"]) <= 60
+    assert len(messenger.sends()) == 1  # the second was refused before it was sent
+    rows = audit_rows(action="proxy.request")
+    assert [r.detail.get("error") for r in rows[-2:]] == ["upstream_rate_limited"] * 2  # both attempts audited
+
+
+def test_graphs_estimated_time_to_regain_access_is_the_retry_after(client, headers, messenger):
+    messenger.inject("rate_limited", code=613, regain_minutes=3)
+    response = client.post("/api/v1/messenger/messages", json=TEXT, headers=headers)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "180"
+
+
+def test_a_page_graph_reports_at_full_usage_is_not_sent_to(make_app, messenger, org):
+    from sandbox.messenger import MessengerEmulator
+    from sandbox.server import serve
+
+    strict = MessengerEmulator(page_tokens=MESSENGER_PAGES, app_secret=messenger.app_secret, send_rate=1)
+    with serve(strict.wsgi) as server:
+        strict.url = server.url
+        strict.open_window(PAGE, PSID)
+        app = make_app(**messenger_env(strict))
+        c = app.test_client()
+        org_dict, headers = org
+        assert connect(c, headers).status_code == 201
+        window(app, org_dict["id"])
+        sent = c.post("/api/v1/messenger/messages", json=TEXT, headers=headers)
+        assert "X-Business-Use-Case-Usage" not in sent.headers  # read, not passed on
+        held = c.post("/api/v1/messenger/messages", json=TEXT, headers=headers)
+        assert sent.status_code == 200 and held.status_code == 429
+        assert len(strict.sends()) == 1  # X-Business-Use-Case-Usage said 100 %: the second never left
+
+
+def test_repeated_graph_failures_open_the_pages_circuit(make_app, messenger, org):
+    app = make_app(**messenger_env(messenger), BREAKER_FAILURES="2", BREAKER_RESET="30")
+    c = app.test_client()
+    org_dict, headers = org
+    assert connect(c, headers).status_code == 201
+    customer_wrote(app, messenger, org_dict["id"])
+    messenger.inject("http_500", times=2)
+    assert [c.post("/api/v1/messenger/messages", json=TEXT, headers=headers).status_code for _ in range(2)] == [502, 502]
+    fast = c.post("/api/v1/messenger/messages", json=TEXT, headers=headers)
+    assert fast.status_code == 503 and fast.json["code"] == "upstream_circuit_open" and fast.headers["Retry-After"]
+    assert len(messenger.sends()) == 2
+
+
+def test_org_b_can_neither_send_through_nor_claim_org_as_page(client, headers, new_org, messenger):
+    _, other = new_org("globex")
+    messenger.received.clear()
+    for path, body in (("/api/v1/messenger/messages", TEXT),
+                       ("/api/v1/messenger/sender-actions", {"recipient_id": PSID, "action": "typing_on"})):
+        response = client.post(path, json=body, headers=other)
+        assert response.status_code == 409 and response.json["code"] == "integration_not_connected"
+    claimed = connect(client, other)  # naming A's Page: the claim policy refuses it
+    assert claimed.status_code == 409 and claimed.json["code"] == "account_claimed"
+    assert messenger.sends() == []

@@ -175,6 +175,20 @@ def test_an_absurd_retry_after_from_shopify_is_not_passed_on(client, connected, 
     assert 1 <= int(response.headers["Retry-After"]) <= 3600
 
 
+def test_http_429_without_retry_after_is_429_with_a_short_wait(client, connected, shopify):
+    shopify.inject("http_429", times=10, retry_after=None)
+    response = client.get(f"/api/v1/shopify/products/{MUG}", headers=connected)
+    assert response.status_code == 429 and response.json["code"] == "upstream_rate_limited"
+    assert 1 <= int(response.headers["Retry-After"]) <= 3
+
+
+def test_a_gateways_502_is_retried_then_502(client, connected, shopify):
+    shopify.inject("http_502", times=10)
+    response = client.get(f"/api/v1/shopify/products/{MUG}", headers=connected)
+    assert response.status_code == 502 and response.json["code"] == "upstream_bad_response"
+    assert len(graphql_calls(shopify)) == 1 + 3
+
+
 def test_server_error_is_retried_then_502(client, connected, shopify):
     shopify.inject("http_500", times=10)
     response = client.get(f"/api/v1/shopify/products/{MUG}", headers=connected)

@@ -286,3 +286,41 @@ def test_unconnected_org_gets_409_on_every_new_action(client, new_org, shopify):
               cart(client, headers, [{"variant_id": MUG_11, "quantity": 1}], key="u-2")):
         assert r.status_code == 409, r.json
     assert len(shopify.received) == before
+
+
+# --- issue 7's bad path and query values, on every new action (none reaches Shopify) ------------
+
+BAD_PATH_VALUES = ["123/../customers", "123%2F..", "123%3Fx=", "1" * 300, "%D9%A1%D9%A2%D9%A3", "12%20"]
+
+
+@pytest.mark.parametrize("template", ["/api/v1/shopify/draft-orders/{}", "/api/v1/shopify/draft-orders/{}/invoice-url",
+                                      "/api/v1/shopify/products/{}"])
+@pytest.mark.parametrize("bad", BAD_PATH_VALUES)
+def test_bad_path_values_reach_no_provider(client, connected, shopify, template, bad):
+    before = len(shopify.received)
+    r = client.get(template.format(bad), headers=connected)
+    assert r.status_code in (404, 422), r.json
+    assert len(shopify.received) == before
+
+
+@pytest.mark.parametrize("query, field", [
+    ("sku=%C3%89-MUG", "sku"), ("sku=" + "A" * 300, "sku"), ("variant_id=%D9%A1%D9%A2", "variant_id"),
+    ("variant_id=12%2F..", "variant_id"), ("variant_id=1%3Fx%3D", "variant_id"),
+])
+def test_bad_inventory_queries_reach_no_provider(client, connected, shopify, query, field):
+    before = len(shopify.received)
+    r = client.get(f"/api/v1/shopify/inventory?{query}", headers=connected)
+    assert r.status_code == 422 and r.json["field"] == field
+    assert len(shopify.received) == before
+
+
+@pytest.mark.parametrize("query, field", [
+    ("email=%C3%A9@example.com", "email"), ("email=" + "a" * 250 + "@example.com", "email"),
+    ("email=ada@example.com%2F..%2Forders", "email"), ("phone=14155550101", "phone"),
+    ("phone=%2B1415555010%2F..", "phone"), ("phone=%2B%D9%A1%D9%A2%D9%A3%D9%A4%D9%A5%D9%A6%D9%A7", "phone"),
+])
+def test_bad_customer_queries_reach_no_provider(client, connected, shopify, query, field):
+    before = len(shopify.received)
+    r = client.get(f"/api/v1/shopify/customers?{query}", headers=connected)
+    assert r.status_code == 422 and r.json["field"] == field, r.json
+    assert len(shopify.received) == before

@@ -187,3 +187,51 @@ def test_the_official_twilio_client_parses_the_emulators_answers(twilio):
     with pytest.raises(TwilioRestException) as limited:
         client.messages.create(from_=f"whatsapp:{NUMBER}", to=f"whatsapp:{CUSTOMER}", body="x")
     assert limited.value.status == 429 and limited.value.code == 20429
+
+
+# --- the Twilio account's shared budget and circuit breaker (app/quota.py) -----------------------
+
+
+@pytest.mark.parametrize("kind", ["http_502", "redirect", "garbage"])
+def test_more_upstream_failures_are_502_and_never_followed(client, headers, twilio, kind):
+    twilio.inject(kind)
+    response = client.post("/api/v1/whatsapp/messages", json=TEXT, headers=headers)
+    assert response.status_code == 502 and response.json["code"] == "upstream_bad_response"
+    assert len(twilio.sends()) == 1
+
+
+def test_twilios_429_with_retry_after_is_passed_on_and_holds_the_account_back(client, headers, twilio):
+    twilio.inject("rate_limited", retry_after=7)
+    first = client.post("/api/v1/whatsapp/messages", json=TEXT, headers=headers)
+    assert first.status_code == 429 and first.headers["Retry-After"] == "7"
+    again = client.post("/api/v1/whatsapp/messages", json=TEXT, headers=headers)
+    assert again.status_code == 429 and 1 <= int(again.headers["Retry-After"]) <= 7
+    assert len(twilio.sends()) == 1  # refused before it was sent: Twilio said wait
+
+
+def test_twilios_429_without_retry_after_is_429_with_a_short_wait(client, headers, twilio):
+    twilio.inject("rate_limited")
+    response = client.post("/api/v1/whatsapp/messages", json=TEXT, headers=headers)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+
+
+def test_repeated_twilio_failures_open_the_accounts_circuit(make_app, twilio, org):
+    app = make_app(**twilio_env(twilio), BREAKER_FAILURES="2", BREAKER_RESET="30")
+    c = app.test_client()
+    org_dict, headers = org
+    assert connect(c, headers).status_code == 201
+    customer_wrote(app, twilio, org_dict["id"])
+    twilio.inject("http_503", times=2)
+    assert [c.post("/api/v1/whatsapp/messages", json=TEXT, headers=headers).status_code for _ in range(2)] == [502, 502]
+    fast = c.post("/api/v1/whatsapp/messages", json=TEXT, headers=headers)
+    assert fast.status_code == 503 and fast.json["code"] == "upstream_circuit_open"
+    assert len(twilio.sends()) == 2
+
+
+def test_org_b_can_neither_send_through_nor_claim_org_as_number(client, headers, new_org, twilio):
+    _, other = new_org("globex")
+    response = client.post("/api/v1/whatsapp/messages", json=TEXT, headers=other)
+    assert response.status_code == 409 and response.json["code"] == "integration_not_connected"
+    claimed = connect(client, other)  # naming A's number: the claim policy refuses it
+    assert claimed.status_code == 409 and claimed.json["code"] == "account_claimed"
+    assert twilio.sends() == []

@@ -20,10 +20,12 @@ from flask import current_app
 
 from app.errors import NotFound, UpstreamAuthFailed, UpstreamBadResponse, ValidationFailed
 from app.outbound import Response, Target
+from app.providers.answers import Answer
 from app.providers.base import DNS_LABEL
 from app.proxy import note
 
 NAME = "kustomer"
+_read = Answer(NAME, "Kustomer")  # typed reads of answers (app/providers/answers.py)
 
 
 class KustomerClient:
@@ -53,12 +55,14 @@ class KustomerClient:
         raise UpstreamAuthFailed(NAME, "The platform has no Kustomer key for this subdomain.")
 
     def call(self, subdomain: str, method: str, path: str, *, json: dict | None = None,
-             query: dict | None = None, idempotent: bool | None = None) -> Response:
-        """One call; answers 2xx and 404 are returned, every other status is raised as our error.
+             query: dict | None = None, idempotent: bool | None = None, conflict: bool = False) -> Response:
+        """One call; answers 2xx and 404 (and 409 with ``conflict``: a create whose ``externalId``
+        exists) are returned, every other status is raised as our error.
 
         ``path`` is built by the caller from validated values only, each segment quoted here
-        again (``quote(safe="")``) by ``segment``. GETs are idempotent; POSTs create something
-        and are never re-sent blindly (app/outbound.py).
+        again (``quote(safe="")``) by ``segment``. GETs are idempotent; a POST is re-sent only
+        when the caller says it is idempotent (a create carrying an ``externalId``); otherwise it
+        is never re-sent blindly (app/outbound.py).
         """
         base, expected = self.base_url(subdomain)
         key, _ = self.key(subdomain)
@@ -83,7 +87,7 @@ class KustomerClient:
             raise UpstreamBadResponse(NAME, "Kustomer refused the request as invalid.")
         if status == 413:
             raise ValidationFailed("body", "is larger than Kustomer accepts (100 kB)")
-        if status == 404 or 200 <= status < 300:
+        if status == 404 or 200 <= status < 300 or (status == 409 and conflict):
             return response
         raise UpstreamBadResponse(NAME, f"Kustomer failed with HTTP {status}.")
 
@@ -101,13 +105,7 @@ def client() -> KustomerClient:
 
 
 def payload(response: Response) -> dict:
-    try:
-        body = response.json()
-    except (ValueError, RecursionError):
-        raise UpstreamBadResponse(NAME, "Kustomer answered with something that is not JSON.") from None
-    if not isinstance(body, dict):
-        raise UpstreamBadResponse(NAME, "Kustomer answered with unexpected JSON.")
-    return body
+    return _read.document(response)
 
 
 def found(response: Response, what: str, code: str) -> dict:

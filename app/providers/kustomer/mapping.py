@@ -9,49 +9,20 @@ from __future__ import annotations
 
 import re
 
-from app.errors import UpstreamBadResponse
+from app.providers.answers import Answer
 
 NAME = "kustomer"
 OBJECT_ID = re.compile(r"[0-9a-f]{24}", re.ASCII)
 
 
-def _unexpected() -> UpstreamBadResponse:
-    return UpstreamBadResponse(NAME, "Kustomer answered with an unexpected shape.")
-
-
-def obj(value) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _unexpected()
-    return value
-
-
-def lst(value) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _unexpected()
-    return value
-
-
-def text(value, limit: int = 10_000) -> str | None:
-    if value is not None and (not isinstance(value, str) or len(value) > limit):
-        raise _unexpected()
-    return value
-
-
-def integer(value) -> int | None:
-    if value is not None and (type(value) is not int or abs(value) > 2**53):
-        raise _unexpected()
-    return value
+# Every value of the answer is read through these (app/providers/answers.py).
+_read = Answer(NAME, "Kustomer")
+obj, lst, text, integer = _read.obj, _read.list, _read.str, _read.int
 
 
 def object_id(value) -> str:
     """A Kustomer id (24 hex digits): anything else in an id field is a bad answer."""
-    if not isinstance(value, str) or not OBJECT_ID.fullmatch(value):
-        raise _unexpected()
-    return value
+    return _read.match(value, OBJECT_ID)
 
 
 def _related(node: dict, name: str) -> str | None:
@@ -89,8 +60,16 @@ def conversation_out(node: dict) -> dict:
 
 def conversations_page(body: dict) -> tuple[list[dict], bool]:
     """(conversations, whether Kustomer has a next page)."""
-    items = [conversation_out(obj(n)) for n in lst(body.get("data"))]
+    items = [conversation_out(n) for n in conversations_nodes(body)]
     return items, bool(text(obj(body.get("links")).get("next"), 4000))
+
+
+def conversations_nodes(body: dict) -> list[dict]:
+    return [obj(n) for n in lst(body.get("data"))]
+
+
+def external_id_of(node: dict) -> str | None:
+    return text(obj(node.get("attributes")).get("externalId"), 1000)
 
 
 def message_out(node: dict) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import g
+from flask import request as incoming
 from flask_smorest import Blueprint
 
 from app import pagination
@@ -19,6 +21,7 @@ from app.providers.kustomer.shapes import (
     NoteSchema,
     TicketBody,
     TicketSchema,
+    external_id,
 )
 from app.proxy import note, proxy_action
 
@@ -82,27 +85,37 @@ def list_conversations(integration, customer_id, limit, cursor):
 def create_ticket(integration, body):
     """Open a conversation ("ticket") for a customer and record the customer's first message.
 
-    Two Kustomer writes, neither re-sent blindly: the conversation, then the message. Once the
-    conversation exists the answer is 201 whatever happens to the message
-    (``first_message_status``), so a retry never opens a second ticket.
+    Two Kustomer writes, each carrying an ``externalId`` derived from ``Idempotency-Key``, so a
+    re-sent create counts once at Kustomer (a duplicate is answered 409, and the existing
+    conversation is read back). Once the conversation exists the answer is 201 whatever happens
+    to the message (``first_message_status``), so a retry never opens a second ticket.
     """
     kustomer, account = client(), integration.account_key
-    request = {"customer": body["customer_id"], "name": body["subject"], "status": "open"}
+    key = incoming.headers.get("Idempotency-Key")
+    conversation_xid = external_id(g.org.id, key, "conversation")
+    body_out = {"customer": body["customer_id"], "name": body["subject"], "status": "open",
+                "externalId": conversation_xid}
     if body["priority"] is not None:
-        request["priority"] = body["priority"]
-    response = kustomer.call(account, "POST", "/v1/conversations", json=request)
+        body_out["priority"] = body["priority"]
+    response = kustomer.call(account, "POST", "/v1/conversations", json=body_out, idempotent=True, conflict=True)
     if response.status_code == 404:
         found(response, "customer", "customer_not_found")
-    conversation = mapping.conversation_out(found(response, "conversation", "conversation_not_found"))
+    if response.status_code == 409:  # created by an earlier send whose answer was lost
+        node = _existing_conversation(account, body["customer_id"], conversation_xid)
+    else:
+        node = found(response, "conversation", "conversation_not_found")
+    conversation = mapping.conversation_out(node)
     note(conversation_id=conversation["id"])
     message, status = None, "recorded"
     try:
         created = kustomer.call(account, "POST", f"/v1/conversations/{segment(conversation['id'])}/messages", json={
             "channel": body["channel"], "app": APP_NAME, "direction": "in",
-            "preview": body["message"][:200], "body": body["message"]})
+            "preview": body["message"][:200], "body": body["message"],
+            "externalId": external_id(g.org.id, key, "message")}, idempotent=True, conflict=True)
         if created.status_code == 404:
             raise UpstreamBadResponse(NAME, "Kustomer lost the conversation it just created.")
-        message = mapping.message_out(found(created, "message", "conversation_not_found"))
+        if created.status_code != 409:  # 409: recorded by an earlier send
+            message = mapping.message_out(found(created, "message", "conversation_not_found"))
     except UpstreamTimeout as exc:
         status = "unknown"
         note(first_message_error=exc.code)
@@ -110,6 +123,17 @@ def create_ticket(integration, body):
         status = "unknown" if exc.code == "upstream_outcome_unknown" else "not_recorded"
         note(first_message_error=exc.code)
     return {"conversation": conversation, "first_message": message, "first_message_status": status}, 201
+
+
+def _existing_conversation(account: str, customer_id: str, xid: str) -> dict:
+    """The conversation Kustomer already holds under ``externalId`` ``xid``: the customer's newest
+    conversations are read (one page of 100; it was created moments ago)."""
+    response = client().call(account, "GET", f"/v1/customers/{segment(customer_id)}/conversations",
+                             query={"page": 1, "pageSize": 100})
+    for node in mapping.conversations_nodes(payload(response)) if response.status_code != 404 else ():
+        if mapping.external_id_of(node) == xid:
+            return node
+    raise UpstreamBadResponse(NAME, "Kustomer reported the conversation as existing but did not list it.")
 
 
 @blp.route("/conversations/<path:conversation_id>/notes", methods=["POST"])

@@ -7,6 +7,9 @@ pagination convention. Path ids are checked by ``routes.object_id``.
 
 from __future__ import annotations
 
+import hashlib
+import uuid
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app import pagination
@@ -15,6 +18,18 @@ from app.providers.base import E164
 OBJECT_ID_PATTERN = r"^[0-9a-f]{24}$"
 EMAIL = r"^[A-Za-z0-9.!#$%&'*+=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
 PAGE_MAX, PAGE_DEFAULT = 100, 25
+
+
+def external_id(org_id, idempotency_key: str | None, kind: str) -> str:
+    """The ``externalId`` a created conversation or message carries, so that a re-sent create
+    (our retry within one request, or the caller's retry with the same ``Idempotency-Key`` after
+    the saved answer expired) counts once at Kustomer. Derived from the org and the key like
+    Klaviyo's event ``unique_id`` (two orgs' keys never collide); without a key, random — our own
+    retries of this one request still dedupe."""
+    if not idempotency_key:
+        return f"sb-{uuid.uuid4().hex}"
+    digest = hashlib.sha256(f"switchboard-kustomer-{kind}\0{org_id}\0{idempotency_key}".encode()).hexdigest()
+    return f"sb-{digest[:40]}"
 
 
 class CustomerLookupArgs(Schema):

@@ -11,7 +11,7 @@ The package: ``client`` (token, appsecret_proof, Graph calls, error mapping), ``
 
 from app.errors import UpstreamAuthFailed
 from app.providers.base import AccountCheckFailed, IdentifierField, Provider
-from app.providers.messenger.client import NAME, client
+from app.providers.messenger.client import NAME, client, graph_signals
 from app.providers.messenger.routes import blp
 from config import CredentialSpec
 
@@ -49,4 +49,7 @@ provider = Provider(
     actions=["POST /api/v1/messenger/messages", "POST /api/v1/messenger/sender-actions"],
     blueprint=blp,
     verify=verify,
+    # Graph's usage headers and throttling codes; the budget is per Page (Page tokens are under
+    # Business Use Case limits, counted per Page).
+    rate_limit=graph_signals,
 )

@@ -12,6 +12,8 @@ Graph errors are ``{"error": {"message", "type", "code", "error_subcode", "fbtra
     code 10 / subcode 2018278   outside the window       ─▶ 422 outside_messaging_window
     code 100 / subcode 2018001  no such user for the Page ─▶ 422 on recipient_id
     code 4, 17, 32, 613, 80006  rate limits (any HTTP status) ─▶ 429 upstream_rate_limited
+                                (Retry-After: the usage header's estimated_time_to_regain_access,
+                                else 60 s — Graph sends no Retry-After)
     code 190, 102, 200, 10 (other), HTTP 401/403, code 100 naming appsecret_proof
                                                             ─▶ 502 upstream_auth_failed
     anything else                                           ─▶ 502 upstream_bad_response
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json as jsonlib
+import math
 import re
 import time
 from urllib.parse import urlencode
@@ -30,12 +34,79 @@ from flask import current_app
 from app.errors import UpstreamAuthFailed, UpstreamBadResponse, UpstreamRateLimited, ValidationFailed
 from app.messaging import OutsideMessagingWindow
 from app.outbound import Response, Target
+from app.providers.answers import Answer
 from app.proxy import note
+from app.quota import Reading
 
 NAME = "messenger"
+read = Answer(NAME, "Messenger")  # typed reads of Graph's answers (app/providers/answers.py)
 PAGE_ID = re.compile(r"[1-9][0-9]{4,19}", re.ASCII)
 RATE_LIMIT_CODES = {4, 17, 32, 613, 80006}
 AUTH_CODES = {102, 190, 200}
+USAGE_HEADERS = ("X-App-Usage", "X-Business-Use-Case-Usage")
+DEFAULT_WAIT = 60  # a throttled call without a usage header: Graph's limits reset within the hour
+
+
+def _usage(headers) -> tuple[float | None, float | None]:
+    """(highest usage in percent, seconds until access is regained) from Graph's usage headers —
+    https://developers.facebook.com/docs/graph-api/overview/rate-limiting/: ``X-App-Usage`` is
+    ``{"call_count", "total_cputime", "total_time"}`` (percent of the app's hourly allowance);
+    ``X-Business-Use-Case-Usage`` (Page tokens are under Business Use Case limits) is
+    ``{"<object id>": [{"type", "call_count", "total_cputime", "total_time",
+    "estimated_time_to_regain_access"}]}``, the last in minutes. Unreadable values are ignored."""
+    used = regain = None
+    for name in USAGE_HEADERS:
+        raw = headers.get(name)
+        if not raw or len(raw) > 4096:
+            continue
+        try:
+            value = jsonlib.loads(raw)
+        except (ValueError, RecursionError):
+            continue
+        entries = [value] if isinstance(value, dict) and "call_count" in value else [
+            e for group in (value.values() if isinstance(value, dict) else ()) if isinstance(group, list)
+            for e in group]
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            for key in ("call_count", "total_cputime", "total_time"):
+                number = _number(entry.get(key))
+                if number is not None:
+                    used = number if used is None else max(used, number)
+            minutes = _number(entry.get("estimated_time_to_regain_access"))
+            if minutes:
+                regain = max(regain or 0.0, minutes * 60)
+    return used, regain
+
+
+def _number(value) -> float | None:
+    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
+
+
+def _rate_limit_code(response: Response) -> bool:
+    if response.status_code == 200 or len(response.content) > 65536:
+        return False
+    try:
+        error = jsonlib.loads(response.content).get("error")
+    except (ValueError, RecursionError, AttributeError):
+        return False
+    # Lenient on purpose (a reader must not fail a call): any int-valued code counts.
+    return isinstance(error, dict) and type(error.get("code")) is int and error["code"] in RATE_LIMIT_CODES
+
+
+def graph_signals(response: Response) -> Reading | None:
+    """The account's budget as Graph states it (``Provider.rate_limit``; app/quota.py): usage as
+    percent of a 100 % allowance, and — on a throttled call (codes 4, 17, 32, 613, 80006, which
+    Graph answers with HTTP 400, not 429) — a wait until access is regained."""
+    used, regain = _usage(response.headers)
+    wait = None
+    if response.status_code == 429 or _rate_limit_code(response):
+        wait = regain or DEFAULT_WAIT
+    if used is None and wait is None:
+        return None
+    return Reading(limit=100.0, remaining=None if used is None else max(0.0, 100.0 - used), wait=wait)
 
 
 def appsecret_proof(token: str, app_secret: str) -> str:
@@ -71,9 +142,10 @@ class MessengerClient:
             NAME, method, url, expected=self.expected,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             json=json, idempotent=idempotent,
+            account=page_id,  # the Page's shared budget and circuit breaker (app/quota.py)
         )
         note(upstream_status=outcome.response.status_code, attempts=outcome.attempts)
-        payload = _json(outcome.response)
+        payload = read.document(outcome.response)
         if outcome.response.status_code != 200 or "error" in payload:
             _raise_for(outcome.response, payload)
         return payload
@@ -94,23 +166,9 @@ def client() -> MessengerClient:
     return existing
 
 
-def _json(response: Response) -> dict:
-    try:
-        payload = response.json()
-    except (ValueError, RecursionError):
-        raise UpstreamBadResponse(NAME, "Messenger answered with something that is not JSON.") from None
-    if not isinstance(payload, dict):
-        raise UpstreamBadResponse(NAME, "Messenger answered with unexpected JSON.")
-    return payload
-
-
-def _int(value) -> int | None:
-    return value if type(value) is int else None
-
-
 def _raise_for(response: Response, payload: dict):
-    error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
-    code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
+    error = read.obj(payload.get("error"))
+    code, subcode = read.int(error.get("code")), read.int(error.get("error_subcode"))
     if code is not None:
         note(upstream_error=code, upstream_subcode=subcode)
     if code == 10 and subcode == 2018278:
@@ -119,8 +177,9 @@ def _raise_for(response: Response, payload: dict):
     if code == 100 and subcode == 2018001:
         raise ValidationFailed("recipient_id", "is not a person who has messaged this Page")
     if code in RATE_LIMIT_CODES or response.status_code == 429:
-        raise UpstreamRateLimited(NAME, 60)  # Graph sends no Retry-After; its limits reset within the hour
-    message = error.get("message") if isinstance(error.get("message"), str) else ""
+        _, regain = _usage(response.headers)  # Graph sends no Retry-After
+        raise UpstreamRateLimited(NAME, math.ceil(regain or DEFAULT_WAIT))
+    message = read.str(error.get("message")) or ""
     if code in AUTH_CODES or code == 10 or response.status_code in (401, 403) or (
             code == 100 and "appsecret_proof" in message):  # the app secret does not match the app
         raise UpstreamAuthFailed(NAME, "Messenger refused the platform's Page token.")

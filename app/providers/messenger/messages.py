@@ -13,7 +13,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app import messaging
 from app.errors import UpstreamBadResponse
-from app.providers.messenger.client import client
+from app.providers.messenger.client import client, read
 from app.proxy import note
 
 NAME = "messenger"
@@ -112,20 +112,16 @@ def graph_message(args: dict) -> dict:
     return body
 
 
-def _text(value) -> str | None:
-    return value if isinstance(value, str) and len(value) <= 200 and value.isprintable() else None
-
-
 def send_message(page_id: str, args: dict) -> dict:
     """Window check (unless tagged), then one send."""
     if not args.get("tag"):
         messaging.require_window(g.org.id, NAME, args["recipient_id"], exempt_by="it with a message `tag`")
     answer = client().send(page_id, graph_message(args))
-    message_id = _text(answer.get("message_id"))
+    message_id = read.text(answer.get("message_id"), 200)
     if not message_id:
         raise UpstreamBadResponse(NAME, "Messenger's answer had no message_id.")
     note(message_id=message_id)
-    return {"recipient_id": _text(answer.get("recipient_id")) or args["recipient_id"], "message_id": message_id}
+    return {"recipient_id": read.text(answer.get("recipient_id"), 200) or args["recipient_id"], "message_id": message_id}
 
 
 def send_action(page_id: str, args: dict) -> dict:
@@ -133,4 +129,4 @@ def send_action(page_id: str, args: dict) -> dict:
     messaging.require_window(g.org.id, NAME, args["recipient_id"],
                              exempt_by="a tagged message instead (sender actions cannot be tagged)")
     answer = client().send(page_id, {"recipient": {"id": args["recipient_id"]}, "sender_action": args["action"]})
-    return {"recipient_id": _text(answer.get("recipient_id")) or args["recipient_id"], "action": args["action"]}
+    return {"recipient_id": read.text(answer.get("recipient_id"), 200) or args["recipient_id"], "action": args["action"]}

@@ -28,6 +28,7 @@ from flask import current_app
 
 from app.errors import UpstreamAuthFailed, UpstreamBadResponse, ValidationFailed
 from app.outbound import Response, Retry, Target
+from app.providers.answers import Answer
 from app.providers.base import DNS_LABEL, AccountCheckFailed
 from app.providers.shopify.documents import SHOP_IDENTITY
 from app.providers.shopify.mapping import _CONTROL, _obj, _str
@@ -225,13 +226,7 @@ def _withheld(errors) -> list[str] | None:
 
 
 def _json(response: Response) -> dict:
-    try:
-        payload = response.json()
-    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
-        raise UpstreamBadResponse(NAME, "Shopify answered with something that is not JSON.") from None
-    if not isinstance(payload, dict):
-        raise UpstreamBadResponse(NAME, "Shopify answered with unexpected JSON.")
-    return payload
+    return Answer(NAME, "Shopify").document(response)  # app/providers/answers.py
 
 
 def _classify(response: Response) -> Retry | None:

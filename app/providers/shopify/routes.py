@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from app import pagination
 from app.auth import org_required
@@ -54,6 +54,12 @@ blp = Blueprint("shopify", __name__, url_prefix="/api/v1/shopify",
 # Any name form: #1001, EN1001, 1001-A (a leading "-" would be a negated search term: refused).
 _ORDER_NAME = re.compile(r"#?[A-Za-z0-9][A-Za-z0-9-]{0,31}", re.ASCII)
 _PHONE = r"^\+[1-9][0-9]{6,14}$"  # E.164, as Shopify stores customers' phones
+
+
+def _ascii_email(value: str) -> None:
+    """Issue 7: non-ASCII values are refused before any call (as Klaviyo's and Kustomer's emails)."""
+    if not value.isascii():
+        raise ValidationError("must be an ASCII email address")
 _SKU = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
 _ID_PATTERN = r"^[1-9][0-9]{0,19}$"
 MAX_LINES = 50
@@ -86,7 +92,7 @@ class ProductSearchArgs(Schema):
 
 
 class OrderArgs(Schema):
-    email = fields.Email(load_default=None, metadata={
+    email = fields.Email(load_default=None, validate=[validate.Length(max=254), _ascii_email], metadata={
         "description": "when given, the order is only returned if it belongs to this email"})
 
 
@@ -169,7 +175,8 @@ class OrderSchema(Schema):
 
 
 class CustomerArgs(Schema):
-    email = fields.Email(load_default=None, validate=validate.Length(max=254))
+    email = fields.Email(load_default=None, validate=[validate.Length(max=254), _ascii_email],
+                         metadata={"description": "the customer's email (ASCII)"})
     phone = fields.String(load_default=None, validate=validate.Regexp(_PHONE), metadata={
         "description": "E.164, e.g. `+14155550102`", "pattern": _PHONE})
 
@@ -231,7 +238,7 @@ class LineSchema(Schema):
 
 
 class DraftOrderCreateSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = fields.Email(required=True, validate=[validate.Length(max=254), _ascii_email])
     items = fields.List(fields.Nested(LineSchema), required=True, validate=validate.Length(min=1, max=MAX_LINES))
     note = fields.String(load_default=None, validate=validate.Length(max=500))
 

@@ -19,7 +19,7 @@ def verify(number: str | None) -> None:
     """The number is an ONLINE WhatsApp sender of the operator's Twilio account (Senders API;
     IncomingPhoneNumbers cannot say whether a number is on WhatsApp)."""
     try:
-        senders = client().whatsapp_senders()
+        senders = client().whatsapp_senders(number)
     except UpstreamAuthFailed as exc:
         raise AccountCheckFailed(f"The platform's Twilio credentials were refused: {exc.detail}") from None
     mine = [s for s in senders if s.get("sender_id") == f"whatsapp:{number}"]
@@ -48,4 +48,7 @@ provider = Provider(
     actions=["POST /api/v1/whatsapp/messages"],
     blueprint=blp,
     verify=verify,
+    # Twilio limits concurrent REST requests per account (429, error 20429): every number of the
+    # platform's one Twilio account shares one budget and one breaker.
+    quota_scope=lambda _number: "account",
 )

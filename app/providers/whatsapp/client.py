@@ -8,7 +8,9 @@ Two hosts, both configuration: the REST API (``TWILIO_API_URL``, messages) and t
     21211, 21614, 21612, 63024          ─▶ 422 on ``to`` (not a number Twilio can reach)
     21655, 21656 (ContentSid/Variables) ─▶ 422 on ``content_sid`` / ``content_variables``
     63007 (From is no WhatsApp channel) ─▶ 502 upstream_auth_failed
-    429 (outbound layer)                ─▶ 429 upstream_rate_limited, never retried for a send
+    429 / 20429 (outbound layer)        ─▶ 429 upstream_rate_limited (Retry-After when Twilio sends
+                                           it), never retried for a send — Twilio says a 429 was not
+                                           processed, so the caller may retry it
     anything else                       ─▶ 502 upstream_bad_response
 """
 
@@ -22,9 +24,11 @@ from flask import current_app
 
 from app.errors import UpstreamAuthFailed, UpstreamBadResponse, ValidationFailed
 from app.outbound import Response, Target
+from app.providers.answers import Answer
 from app.proxy import note
 
 NAME = "whatsapp"
+read = Answer(NAME, "Twilio")  # typed reads of Twilio's answers (app/providers/answers.py)
 ACCOUNT_SID = re.compile(r"AC[0-9a-f]{32}", re.ASCII)
 MAX_SENDER_PAGES = 10
 _CALLER = {21211: "to", 21612: "to", 21614: "to", 63024: "to", 21655: "content_sid", 21656: "content_variables"}
@@ -45,28 +49,31 @@ class TwilioClient:
         basic = base64.b64encode(f"{sid}:{token}".encode()).decode()
         return sid, {"Authorization": f"Basic {basic}", "Accept": "application/json"}
 
-    def _call(self, method: str, url: str, base: str, *, data: dict | None = None, idempotent: bool) -> dict:
+    def _call(self, method: str, url: str, base: str, number: str, *, data: dict | None = None,
+              idempotent: bool) -> dict:
         _, headers = self._auth()
+        # The Twilio account's shared budget and circuit breaker (app/quota.py; the scope is the
+        # account, not the number: Twilio limits concurrent requests per account).
         outcome = self.outbound.call(NAME, method, url, expected=Target.of(base), headers=headers,
-                                     data=data, idempotent=idempotent)
+                                     data=data, idempotent=idempotent, account=number)
         note(upstream_status=outcome.response.status_code, attempts=outcome.attempts)
-        payload = _json(outcome.response)
+        payload = read.document(outcome.response)
         if outcome.response.status_code not in (200, 201):
             _raise_for(outcome.response, payload)
         return payload
 
-    def send(self, form: dict) -> dict:
-        """``POST /2010-04-01/Accounts/{sid}/Messages.json`` (201): never re-sent blindly."""
+    def send(self, number: str, form: dict) -> dict:
+        """``POST /2010-04-01/Accounts/{sid}/Messages.json`` (201) from ``number``: never re-sent blindly."""
         sid, _ = self._auth()
-        return self._call("POST", f"{self.api}/2010-04-01/Accounts/{sid}/Messages.json", self.api,
+        return self._call("POST", f"{self.api}/2010-04-01/Accounts/{sid}/Messages.json", self.api, number,
                           data=form, idempotent=False)
 
-    def whatsapp_senders(self) -> list[dict]:
+    def whatsapp_senders(self, number: str) -> list[dict]:
         """Every WhatsApp sender of the account (``GET /v2/Channels/Senders?Channel=whatsapp``)."""
         url = f"{self.messaging}/v2/Channels/Senders?{urlencode({'Channel': 'whatsapp', 'PageSize': 100})}"
         senders: list[dict] = []
         for _ in range(MAX_SENDER_PAGES):
-            page = self._call("GET", url, self.messaging, idempotent=True)
+            page = self._call("GET", url, self.messaging, number, idempotent=True)
             items = page.get("senders")
             if not isinstance(items, list):
                 raise UpstreamBadResponse(NAME, "Twilio's senders answer had no list of senders.")
@@ -85,18 +92,8 @@ def client() -> TwilioClient:
     return existing
 
 
-def _json(response: Response) -> dict:
-    try:
-        payload = response.json()
-    except (ValueError, RecursionError):
-        raise UpstreamBadResponse(NAME, "Twilio answered with something that is not JSON.") from None
-    if not isinstance(payload, dict):
-        raise UpstreamBadResponse(NAME, "Twilio answered with unexpected JSON.")
-    return payload
-
-
 def _raise_for(response: Response, payload: dict):
-    code = payload.get("code") if type(payload.get("code")) is int else None
+    code = read.int(payload.get("code"))
     if code is not None:
         note(upstream_error=code)
     if response.status_code in (401, 403) or code == 20003:

@@ -17,7 +17,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from app import messaging
 from app.errors import UpstreamBadResponse
 from app.providers.base import E164
-from app.providers.whatsapp.client import client
+from app.providers.whatsapp.client import client, read
 from app.proxy import note
 
 NAME = "whatsapp"
@@ -77,20 +77,16 @@ def twilio_form(from_number: str, args: dict) -> dict:
     return form
 
 
-def _text(value, limit=200) -> str | None:
-    return value if isinstance(value, str) and len(value) <= limit and value.isprintable() else None
-
-
 def send_message(number: str, args: dict) -> dict:
     """Window check (unless a template), then one send."""
     if not args.get("content_sid"):
         messaging.require_window(g.org.id, NAME, args["to"], exempt_by="an approved template (`content_sid`)")
-    answer = client().send(twilio_form(number, args))
-    sid = _text(answer.get("sid"), 34)
+    answer = client().send(number, twilio_form(number, args))
+    sid = read.text(answer.get("sid"), 34)
     if not sid:
         raise UpstreamBadResponse(NAME, "Twilio's answer had no message sid.")
     note(message_sid=sid)
-    code = answer.get("error_code")
-    return {"sid": sid, "status": _text(answer.get("status"), 32), "to": args["to"],
-            "error_code": code if type(code) is int else None,
-            "error_message": _text(answer.get("error_message"), 500)}
+    code = read.int(answer.get("error_code"))
+    return {"sid": sid, "status": read.text(answer.get("status"), 32), "to": args["to"],
+            "error_code": code,
+            "error_message": read.text(answer.get("error_message"), 500)}

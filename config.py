@@ -101,7 +101,7 @@ _RATE_LIMIT = re.compile(r"[1-9][0-9]{0,8}\s*(/|per)\s*(second|minute|hour|day)"
 
 
 def is_rate_limit(value: str) -> bool:
-    """A single Flask-Limiter rate string such as ``60/minute`` (what per-org overrides accept)."""
+    """A single ``limits`` rate string such as ``60/minute`` (what per-org overrides accept)."""
     return bool(_RATE_LIMIT.fullmatch(value.strip()))
 
 
@@ -153,7 +153,7 @@ class Config:
             # The app's own Redis client and the limiter's storage share these timeouts.
             "REDIS_TIMEOUT": redis_timeout,
             "REDIS_OPTIONS": redis_options,
-            # Flask-Limiter: memory for one process, Redis when several share the limits.
+            # Per-org limits (app/ratelimit.py): memory for one process, Redis when several share them.
             "RATELIMIT_STORAGE_URI": redis_url or "swept-memory://",  # app/ratelimit.py
             "RATELIMIT_STORAGE_OPTIONS": dict(redis_options),  # handed to redis.from_url by limits
             "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", "switchboard"),

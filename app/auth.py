@@ -16,14 +16,12 @@ from functools import wraps
 import sqlalchemy as sa
 from flask import current_app, g, request
 
-from app import idempotency, keys
+from app import idempotency, keys, ratelimit
 from app.audit import Action, record
 from app.errors import AdminNotConfigured, Forbidden, Unauthorized
 from app.extensions import autocommit
 from app.models import ApiKey, Organization
 from app.models.base import utcnow
-from app.extensions import limiter
-from app.ratelimit import headers_first, org_limit
 
 # A key must never travel in a URL (it would land in access logs and browser history).
 _KEY_PARAMS = {"api_key", "apikey", "key", "token", "access_token", "x-api-key"}
@@ -42,8 +40,8 @@ def _deny(reason: str, organization_id=None) -> Unauthorized:
     # Every failure is audited — up to AUTH_FAILURE_AUDIT_LIMIT per client address, so a flood of
     # bad keys cannot turn into a flood of writes. The caller's answer is the same 401 either way.
     config = current_app.config
-    if limiter.limiter.hit(config["AUTH_FAILURE_AUDIT_LIMIT"], config["RATELIMIT_KEY_PREFIX"],
-                           "auth-failure", request.remote_addr or "-"):
+    if ratelimit.strategy().hit(config["AUTH_FAILURE_AUDIT_LIMIT"], config["RATELIMIT_KEY_PREFIX"],
+                                "auth-failure", request.remote_addr or "-"):
         record(
             Action.AUTH_FAILED,
             outcome="denied",
@@ -119,10 +117,10 @@ def _admin_scope() -> str:
 
 
 def org_required(view):
-    """Authenticate the org key, then apply the org's rate limit (and read its window for the
-    headers, app/ratelimit.py), then honour an ``Idempotency-Key`` (POST and PUT:
-    app/idempotency.py), then run the view."""
-    limited = org_limit(headers_first(idempotency.guard(view, _org_scope)))
+    """Authenticate the org key, then count the request against the org's rate limit (and read
+    its window for the headers, app/ratelimit.py), then honour an ``Idempotency-Key`` (POST and
+    PUT: app/idempotency.py), then run the view."""
+    limited = ratelimit.org_limited(idempotency.guard(view, _org_scope))
 
     @wraps(view)
     def wrapper(*args, **kwargs):

@@ -261,7 +261,7 @@ def problem(error: SwitchboardError):
     return response
 
 
-# werkzeug's own exceptions (404 for an unknown route, 405, 413, 429 from Flask-Limiter) get
+# werkzeug's own exceptions (404 for an unknown route, 405, 413, 429 from app/ratelimit.py) get
 # stable codes too, so a client only ever parses one shape.
 _HTTP_TITLES = {
     400: "Bad request", 401: Unauthorized.title, 403: Forbidden.title, 404: NotFound.title,

@@ -5,7 +5,6 @@ import os
 import psycopg
 import sqlalchemy as sa
 from flask import Flask, current_app
-from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
@@ -17,14 +16,6 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-
-
-def _no_default_key() -> str:  # every limit we declare names its own key function
-    return ""
-
-
-# Limits are declared per view (see app/ratelimit.py); there are no global default limits.
-limiter = Limiter(key_func=_no_default_key, default_limits=[])
 
 
 def autocommit(statement, params: dict | None = None):

@@ -1,28 +1,37 @@
-"""Per-org rate limits (Flask-Limiter), one shared bucket per org across every org endpoint.
+"""Per-org rate limits: one fixed-window counter per org, shared by every org endpoint.
 
 The limit is the org's own override (``organizations.rate_limit``, set by the admin) or
 ``ORG_RATE_LIMIT``. The key is the org id taken from the authenticated key, never from the
 request. Storage is memory for one process and Redis (``REDIS_URL``) for several.
 
-Headers are written here rather than by Flask-Limiter: its writer stretches any ``Retry-After``
-to the org window's reset, which would overwrite an upstream provider's own hint on a 429 that
-is Shopify's, not ours.
+Built on ``limits`` directly (its fixed-window strategy and storages), not through Flask-Limiter's
+request hooks: those evaluated every request twice (a ``before_request`` pass over global limits
+we do not have, then the decorator's pass), about a tenth of a proxied request's CPU. Here a
+request to an org endpoint costs one counter increment and one read of the window's expiry (one
+Redis round trip for both), done right after authentication and **before the view**: a storage
+failure (503 ``shared_state_unavailable``) refuses the request before anything happened — no
+provider call, no audit row — and the ``X-RateLimit-*`` headers are written afterwards from that
+snapshot without touching storage again, so they can never contradict an audited outcome.
+
+Headers are written here: ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` on every answer of an
+org endpoint, ``Retry-After`` on our own 429 only — an upstream provider's ``Retry-After`` (a
+Shopify 429) is never overwritten.
 """
 
-import logging
+from __future__ import annotations
+
 import threading
 import time
 import weakref
-from functools import wraps
+from functools import lru_cache, wraps
 
-import redis
 from flask import Flask, current_app, g
-from limits.storage import MemoryStorage
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, RedisStorage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+from werkzeug.exceptions import TooManyRequests
 
-from app.errors import SharedStateUnavailable, problem
-from app.extensions import limiter
-
-log = logging.getLogger("switchboard.ratelimit")
+ORG_SCOPE = "org"
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -57,69 +66,86 @@ def _sweep(ref: "weakref.ref[SweptMemoryStorage]") -> None:
         del storage
 
 
-def _org_key() -> str:
-    return f"org:{g.org.id}"
+@lru_cache(maxsize=1024)
+def _item(value: str) -> RateLimitItem:
+    """A rate string (validated where it is set: config.is_rate_limit) parsed once per process."""
+    return parse(value)
 
 
-def _org_limit_value() -> str:
-    return g.org.rate_limit or current_app.config["ORG_RATE_LIMIT"]
+def strategy() -> FixedWindowRateLimiter:
+    """The app's fixed-window limiter over its storage (the auth-failure audit cap uses it too)."""
+    return current_app.extensions["ratelimit"]
 
 
-org_limit = limiter.shared_limit(_org_limit_value, scope="org", key_func=_org_key)
+def hit_org_limit() -> None:
+    """Count this request against ``g.org``'s limit; 429 ``rate_limited`` past it.
 
-
-def _header_values(current) -> dict[str, str]:
-    reset_at = int(current.reset_at)  # reset_at and remaining: one Redis read, then cached
+    Reads the window (remaining, reset) at once and keeps it in ``g`` for the headers.
+    """
+    config = current_app.config
+    item = _item(g.org.rate_limit or config["ORG_RATE_LIMIT"])
+    # The key Flask-Limiter's shared limit used (prefix, key, scope): counters survive a deploy.
+    key = item.key_for(config["RATELIMIT_KEY_PREFIX"], f"org:{g.org.id}", ORG_SCOPE)
+    count, expires_at = _count(strategy().storage, key, item.get_expiry())
+    reset_at = int(expires_at + 1)
     values = {
-        "X-RateLimit-Limit": str(current.limit.amount),
-        "X-RateLimit-Remaining": str(current.remaining),
+        "X-RateLimit-Limit": str(item.amount),
+        "X-RateLimit-Remaining": str(max(0, item.amount - count)),
         "X-RateLimit-Reset": str(reset_at),
     }
-    if current.breached:
+    if count > item.amount:
         values["Retry-After"] = str(max(1, reset_at - int(time.time())))
-    return values
+        g.ratelimit_headers = values
+        raise TooManyRequests(str(item))  # app/errors.py: 429 rate_limited, "Rate limit of 3 per 1 minute …"
+    g.ratelimit_headers = values
 
 
-def headers_first(view):
-    """Read the window for the rate-limit headers right after the hit, before the view runs.
+# ``limits``' own increment (start the window's expiry on its first hit), plus the TTL it now has:
+# the count and the window's end in one round trip. (A pipeline holding a script would add a
+# SCRIPT EXISTS round trip on every call; a script call loads itself once, on NOSCRIPT.)
+_INCR_TTL = """
+local current = redis.call("incrby", KEYS[1], ARGV[2])
+if tonumber(current) == tonumber(ARGV[2]) then
+    redis.call("expire", KEYS[1], ARGV[1])
+end
+return {current, redis.call("ttl", KEYS[1])}
+"""
 
-    Read after the response (in ``after_request``), a Redis failure would come after the view's
-    work and its audit row were committed, and would turn a recorded 200 into a 500. Read here,
-    it fails the request before anything happened — 503 ``shared_state_unavailable``, no
-    provider call, so no ``proxy.request`` row, as when the hit itself fails — and the headers
-    are then written from this snapshot without touching Redis again.
+
+def _count(storage, key: str, expiry: int) -> tuple[int, float]:
+    """Increment the window's counter; (the count after it, when the window ends).
+
+    With Redis, one script call (one round trip); a Redis error propagates (503).
     """
+    if isinstance(storage, RedisStorage):
+        count, ttl = current_app.extensions["ratelimit_incr_ttl"](keys=[storage.prefixed_key(key)], args=[expiry, 1])
+        return int(count), max(int(ttl), 0) + time.time()
+    return storage.incr(key, expiry), storage.get_expiry(key)
+
+
+def org_limited(view):
+    """Apply the org's limit (``g.org`` is set: call inside the authentication) before ``view``."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        current = limiter.current_limit
-        if current is not None:
-            g.ratelimit_headers = _header_values(current)
+        hit_org_limit()
         return view(*args, **kwargs)
 
     return wrapper
 
 
 def _headers(response):
-    values = g.pop("ratelimit_headers", None)
-    if values is None:
-        # Only a request refused by the limit itself (429: no view ran, nothing was audited)
-        # reads the window here; a request whose Redis read failed before its view has none.
-        current = limiter.current_limit
-        if current is None or not current.breached:
-            return response
-        try:
-            values = _header_values(current)
-        except redis.exceptions.RedisError as exc:
-            log.error("redis unavailable: %s", type(exc).__name__)
-            return problem(SharedStateUnavailable("Rate-limit storage is unavailable; retry shortly."))
-    for name, value in values.items():
-        if name != "Retry-After" or name not in response.headers:  # keep an upstream's own hint
-            response.headers[name] = value
+    values = g.get("ratelimit_headers")
+    if values is not None:
+        for name, value in values.items():
+            if name != "Retry-After" or name not in response.headers:  # keep an upstream's own hint
+                response.headers[name] = value
     return response
 
 
 def init_app(app: Flask) -> None:
-    app.config["RATELIMIT_HEADERS_ENABLED"] = False
-    limiter.init_app(app)
+    storage = storage_from_string(app.config["RATELIMIT_STORAGE_URI"], **app.config["RATELIMIT_STORAGE_OPTIONS"])
+    app.extensions["ratelimit"] = FixedWindowRateLimiter(storage)
+    if isinstance(storage, RedisStorage):
+        app.extensions["ratelimit_incr_ttl"] = storage.get_connection().register_script(_INCR_TTL)
     app.after_request(_headers)

@@ -18,20 +18,29 @@ fast it refills or when it resets, a ``Retry-After``), projected to now. A provi
 to read its answers (``Provider.rate_limit``): ``header_signals`` reads declared header names
 (the IETF ``RateLimit-*`` draft, ``x-ratelimit-*``), Shopify parses ``extensions.cost``.
 
-**Fairness.** Each org's calls to a scope are counted in a fixed window (``WINDOW`` seconds).
-While the budget is above ``LOW`` of its size, everyone is served. Below it, an org that made
-more than an even share of the window's calls (more than total / active orgs) is refused first,
-so the last part of the bucket is kept for the orgs that use little; when the budget is
-exhausted everyone waits. Why this policy: it needs no per-org configuration, one counter per org
-and window, no coordination beyond the shared record, and it never refuses an org that is alone
-on an account (its share is everything).
+**Fairness.** Each org's calls to a scope are counted in a sliding window (``WINDOW`` seconds:
+this window's counts plus the previous one's, weighted by how much of it is left). While the
+budget is above ``LOW`` of its size, everyone is served. Below it, an org that made more than an
+even share of the window's calls (more than total / active orgs) is refused first, so the last
+part of the bucket is kept for the orgs that use little; when the budget is exhausted everyone
+waits. Why this policy: it needs no per-org configuration, one counter per org and window, no
+coordination beyond the shared record, and it never refuses an org that is alone on an account
+(its share is everything).
+
+**A flood stays cheap** (per process): an org refused by the budget is noted with its wait, and
+its next calls to that provider within the wait are refused by ``refuse_early`` (called by
+``proxy_action`` before the integration lookup, the shared record and the audit row) — still
+counted as the org's demand. An org with ``org_concurrency`` calls in flight to one account and
+more than an even share of the account's calls in flight here is refused too
+(``TooManyInFlight``), so a slow provider cannot let one org hold every server thread.
 
 **The breaker** counts consecutive failures (timeouts, lost connections, 5xx — not 4xx or 429,
 which are answers). ``fail_max`` of them open it for ``reset_timeout`` seconds; then exactly one
 caller (a lease, ``SET NX``) makes the trial call: success closes it, failure opens it again.
 
 Hot path: a record read as healthy (breaker closed, no failures, no wait, budget well above
-what a call needs and above ``LOW``) is trusted by the process for ``HEALTHY_FOR`` seconds —
+what a call needs and above ``LOW``) is trusted by the process for ``HEALTHY_FOR`` seconds, and
+only while the calls admitted on it ask for less than its margin above ``LOW`` —
 no Redis round trip; otherwise one pipelined round trip reads it and counts this org's call.
 The answer is written back only when it matters (the budget is tight or was, a wait was given,
 the breaker moved, the record is new), and such a write makes the process read again. So a

@@ -285,7 +285,11 @@ class Guard:
             # unseen for a whole HEALTHY_FOR (it is read again once the margin is spent).
             self._healthy[key] = (cached[0], state, cached[2] - max(1.0, state.get("need", 1.0)))
         else:
-            state, current, previous = self.store.read(key, int(now // WINDOW), org)
+            # Early refusals not yet counted in the shared window ride along with this read, so
+            # whoever reads next sees the flooder's demand (memory counts them at once).
+            with self._lock:
+                pending = {o: self._pending.pop((k, o))[0] for k, o in list(self._pending) if k == key}
+            state, current, previous = self.store.read(key, int(now // WINDOW), org, pending)
             # A sliding window: the previous window's counts weigh as much as is left of it, so
             # a window boundary does not make the first caller of the new one look heavy.
             weight = 1.0 - (now % WINDOW) / WINDOW
@@ -383,10 +387,11 @@ class MemoryStore:
             del windows[old]
         return windows.setdefault(window, Counter())
 
-    def read(self, key: str, window: int, org: str) -> tuple[dict, dict, dict]:
+    def read(self, key: str, window: int, org: str, pending: dict | None = None) -> tuple[dict, dict, dict]:
         with self._lock:
             current = self._window(key, window)
             current[org] += 1
+            current.update(pending or {})
             previous = self._usage[key].get(window - 1, {})
             return dict(self._state.get(key, ())), dict(current), dict(previous)
 
@@ -437,15 +442,17 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
 
-    def read(self, key: str, window: int, org: str) -> tuple[dict, dict, dict]:
+    def read(self, key: str, window: int, org: str, pending: dict | None = None) -> tuple[dict, dict, dict]:
         name, usage = self.prefix + key, f"{self.prefix}{key}:use:{window}"
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(name)
+        for other, count in (pending or {}).items():  # before this org's count: the result order below
+            pipe.hincrby(usage, other, count)
         pipe.hincrby(usage, org, 1)
         pipe.expire(usage, int(WINDOW * 2) + 1)
         pipe.hgetall(usage)
         pipe.hgetall(f"{self.prefix}{key}:use:{window - 1}")
-        raw, _, _, counts, before = pipe.execute()
+        raw, *_, counts, before = pipe.execute()
         state = {}
         for field, value in raw.items():
             number = _number(value.decode("ascii", "replace"))

@@ -183,6 +183,9 @@ class Config:
             # timeouts or 5xx open it for BREAKER_RESET seconds, then one trial call decides.
             "BREAKER_FAILURES": env_int(env, "BREAKER_FAILURES", 5, minimum=1),
             "BREAKER_RESET": env_float(env, "BREAKER_RESET", 30.0, minimum=0.1),
+            # One org's calls to one provider account waiting on the provider at once, per
+            # process (app/quota.py): the rest of the server's threads stay for other orgs. 0: off.
+            "UPSTREAM_ORG_CONCURRENCY": env_int(env, "UPSTREAM_ORG_CONCURRENCY", 4),
             # Shopify: the GraphQL Admin API version is pinned; the URL template is data so the
             # sandbox can stand in for https://{shop}.myshopify.com.
             "SHOPIFY_API_VERSION": _api_version(env.get("SHOPIFY_API_VERSION", "2026-10")),

@@ -59,6 +59,11 @@ def proxy_action(provider_name: str, operation: str):
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
+            # Refused by the account's budget moments ago (app/quota.py): 429 again before any
+            # database work, unaudited like the org limit's refusals (the first one was audited).
+            guard = current_app.extensions.get("upstream_guard")
+            if guard is not None and g.get("org") is not None:
+                guard.refuse_early(provider_name, str(g.org.id))
             g.proxy_audit = {"provider": provider_name, "operation": operation, "target": None}
             credentials_for(provider_name)
             integration = connected_integration(provider_name)

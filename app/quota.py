@@ -18,20 +18,29 @@ fast it refills or when it resets, a ``Retry-After``), projected to now. A provi
 to read its answers (``Provider.rate_limit``): ``header_signals`` reads declared header names
 (the IETF ``RateLimit-*`` draft, ``x-ratelimit-*``), Shopify parses ``extensions.cost``.
 
-**Fairness.** Each org's calls to a scope are counted in a fixed window (``WINDOW`` seconds).
-While the budget is above ``LOW`` of its size, everyone is served. Below it, an org that made
-more than an even share of the window's calls (more than total / active orgs) is refused first,
-so the last part of the bucket is kept for the orgs that use little; when the budget is
-exhausted everyone waits. Why this policy: it needs no per-org configuration, one counter per org
-and window, no coordination beyond the shared record, and it never refuses an org that is alone
-on an account (its share is everything).
+**Fairness.** Each org's calls to a scope are counted in a sliding window (``WINDOW`` seconds:
+this window's counts plus the previous one's, weighted by how much of it is left). While the
+budget is above ``LOW`` of its size, everyone is served. Below it, an org that made more than an
+even share of the window's calls (more than total / active orgs) is refused first, so the last
+part of the bucket is kept for the orgs that use little; when the budget is exhausted everyone
+waits. Why this policy: it needs no per-org configuration, one counter per org and window, no
+coordination beyond the shared record, and it never refuses an org that is alone on an account
+(its share is everything).
+
+**A flood stays cheap** (per process): an org refused by the budget is noted with its wait, and
+its next calls to that provider within the wait are refused by ``refuse_early`` (called by
+``proxy_action`` before the integration lookup, the shared record and the audit row) — still
+counted as the org's demand. An org with ``org_concurrency`` calls in flight to one account and
+more than an even share of the account's calls in flight here is refused too
+(``TooManyInFlight``), so a slow provider cannot let one org hold every server thread.
 
 **The breaker** counts consecutive failures (timeouts, lost connections, 5xx — not 4xx or 429,
 which are answers). ``fail_max`` of them open it for ``reset_timeout`` seconds; then exactly one
 caller (a lease, ``SET NX``) makes the trial call: success closes it, failure opens it again.
 
 Hot path: a record read as healthy (breaker closed, no failures, no wait, budget well above
-what a call needs and above ``LOW``) is trusted by the process for ``HEALTHY_FOR`` seconds —
+what a call needs and above ``LOW``) is trusted by the process for ``HEALTHY_FOR`` seconds, and
+only while the calls admitted on it ask for less than its margin above ``LOW`` —
 no Redis round trip; otherwise one pipelined round trip reads it and counts this org's call.
 The answer is written back only when it matters (the budget is tight or was, a wait was given,
 the breaker moved, the record is new), and such a write makes the process read again. So a
@@ -139,13 +148,13 @@ def _available(state: dict, now: float) -> float | None:
 
 
 def _seconds_until(state: dict, now: float, amount: float) -> float:
-    """How long until ``amount`` is available again (at least 1 s)."""
+    """How long until ``amount`` is available again (``Retry-After`` rounds it up to 1 s or more)."""
     available = _available(state, now) or 0.0
     if state.get("rate"):
-        return max(1.0, (amount - available) / state["rate"])
+        return max(0.0, (amount - available) / state["rate"])
     if state.get("rst"):
-        return max(1.0, state["rst"] - now)
-    return max(1.0, WINDOW - now % WINDOW)
+        return max(0.0, state["rst"] - now)
+    return WINDOW - now % WINDOW
 
 
 def _low(state: dict, now: float) -> bool:
@@ -159,6 +168,23 @@ def _tight(state: dict, now: float) -> bool:
     return available is not None and (_low(state, now) or available < 2 * max(1.0, state.get("need", 1.0)))
 
 
+class TooManyInFlight(UpstreamRateLimited):
+    """429 ``upstream_rate_limited``: this org already has its share of this process's calls to
+    the account waiting on the provider."""
+
+    def __init__(self, provider: str, limit: int):
+        super().__init__(provider, 1)
+        self.detail = (f"This organization already has {limit} calls to this {provider} account in "
+                       "progress; retry in 1 s.")
+
+
+def _refusal(provider: str, seconds: float) -> UpstreamRateLimited:
+    """429 with ``Retry-After`` rounded up; ``wait`` keeps the exact seconds (``Guard._refused``)."""
+    refused = UpstreamRateLimited(provider, math.ceil(seconds))
+    refused.wait = max(0.0, seconds)
+    return refused
+
+
 @dataclass
 class Ticket:
     provider: str
@@ -166,32 +192,111 @@ class Ticket:
     org: str
     state: dict
     trial: bool
+    slot: tuple[str, str] | None = None  # (key, org) while the call counts as in flight
 
 
 class Guard:
     """Budget and breaker over a ``MemoryStore`` or ``RedisStore``."""
 
     def __init__(self, store, *, fail_max: int = 5, reset_timeout: float = 30.0,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, org_concurrency: int = 0):
         self.store = store
         self.fail_max = fail_max
         self.reset_timeout = reset_timeout
         self.clock = clock
-        # key -> (until, state): a record read as healthy is trusted for HEALTHY_FOR seconds in
+        # Per process (see "Fairness" above): (provider, org) -> (until, Retry-After) of this org's
+        # last refusal by the budget, so the calls that follow within its Retry-After are refused
+        # before any database or Redis work (``refuse_early``); and (key, org) -> calls in flight.
+        self.org_concurrency = org_concurrency
+        self._refused: dict[tuple[str, str], tuple[float, str]] = {}
+        self._in_flight: Counter = Counter()
+        self._pending: dict[tuple[str, str], tuple[int, float]] = {}  # early refusals not yet counted
+        self._lock = threading.Lock()
+        # key -> (until, state, margin): a record read as healthy is trusted for HEALTHY_FOR seconds
+        # (and while the calls admitted on it ask for less than its margin above LOW) in
         # this process, so a healthy account costs no Redis round trip at all (see the docstring).
-        self._healthy: dict[str, tuple[float, dict]] = {}
+        self._healthy: dict[str, tuple[float, dict, float]] = {}
+
+    def refuse_early(self, provider: str, org: str) -> None:
+        """Raise 429 if the budget refused this org on this provider less than its Retry-After
+        ago (in this process): nothing has changed that would let the call through, and saying
+        so before the integration lookup, the shared record and the audit row keeps a flood cheap."""
+        note = self._refused.get((provider, org))
+        if note is not None:
+            now = self.clock()
+            left = note[0] - now
+            if left > 0:
+                self._count_refusal(note[1], org, now)
+                raise UpstreamRateLimited(provider, math.ceil(left))
+            self._refused.pop((provider, org), None)
+
+    def _count_refusal(self, key: str, org: str, now: float) -> None:
+        """Count a call refused early in the window's demand, as ``read`` counts the others, so a
+        flooder stays the heavy org (batched: at most one Redis write per ``store.batch`` s)."""
+        slot = (key, org)
+        with self._lock:
+            count, since = self._pending.get(slot, (0, now))
+            count += 1
+            if now - since < self.store.batch:
+                self._pending[slot] = (count, since)
+                return
+            self._pending.pop(slot, None)
+        try:
+            self.store.count(key, int(now // WINDOW), org, count)
+        except Exception:  # noqa: BLE001 — the call is refused either way; only the count is lost
+            log.exception("could not count a refused call for %s", key)
 
     def admit(self, provider: str, scope: str, org: str, *, lease: float = 15.0) -> Ticket:
         """Raise 503/429 if this call must not be sent; else a ticket for ``record``."""
-        now = self.clock()
         key = f"{provider}:{scope}"
+        note = self._refused.get((provider, org))
+        now = self.clock()
+        if note is not None and note[1] == key and note[0] > now:
+            self._count_refusal(key, org, now)
+            raise UpstreamRateLimited(provider, math.ceil(note[0] - now))
+        try:
+            ticket = self._admit(provider, key, org, lease)
+        except UpstreamRateLimited as refused:
+            self._refused[(provider, org)] = (now + refused.wait, key)
+            raise
+        if self.org_concurrency:
+            slot = (ticket.key, org)
+            with self._lock:
+                # At the cap and above an even share of the account's calls in flight here (so
+                # never an org alone on the account, and never the lighter of two orgs).
+                mine = self._in_flight[slot]
+                others = [n for (k, o), n in self._in_flight.items() if k == ticket.key and o != org]
+                busy = mine >= self.org_concurrency and bool(others) and mine > (mine + sum(others)) / (1 + len(others))
+                if not busy:
+                    self._in_flight[slot] += 1
+            if busy:
+                if ticket.trial:
+                    self.store.release_trial(ticket.key)
+                raise TooManyInFlight(provider, self.org_concurrency)
+            ticket.slot = slot
+        return ticket
+
+    def _admit(self, provider: str, key: str, org: str, lease: float) -> Ticket:
+        now = self.clock()
         cached = self._healthy.get(key)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > now and cached[2] > 0:
             state, usage = cached[1], {}
+            # Spend the margin this process was given: a flood cannot run the bucket down
+            # unseen for a whole HEALTHY_FOR (it is read again once the margin is spent).
+            self._healthy[key] = (cached[0], state, cached[2] - max(1.0, state.get("need", 1.0)))
         else:
-            state, usage = self.store.read(key, int(now // WINDOW), org)
+            # Early refusals not yet counted in the shared window ride along with this read, so
+            # whoever reads next sees the flooder's demand (memory counts them at once).
+            with self._lock:
+                pending = {o: self._pending.pop((k, o))[0] for k, o in list(self._pending) if k == key}
+            state, current, previous = self.store.read(key, int(now // WINDOW), org, pending)
+            # A sliding window: the previous window's counts weigh as much as is left of it, so
+            # a window boundary does not make the first caller of the new one look heavy.
+            weight = 1.0 - (now % WINDOW) / WINDOW
+            usage = {o: current.get(o, 0) + previous.get(o, 0) * weight for o in {*current, *previous}}
             if self._is_healthy(state, now):
-                self._healthy[key] = (now + HEALTHY_FOR, state)
+                margin = (_available(state, now) or 0.0) - LOW * state["lim"]
+                self._healthy[key] = (now + HEALTHY_FOR, state, margin)
             else:
                 self._healthy.pop(key, None)
         open_until = state.get("open", 0.0)
@@ -202,14 +307,14 @@ class Guard:
                 raise UpstreamCircuitOpen(provider, 1)
             return Ticket(provider, key, org, state, trial=True)
         if now < state.get("blk", 0.0):
-            raise UpstreamRateLimited(provider, math.ceil(state["blk"] - now))
+            raise _refusal(provider, state["blk"] - now)
         available = _available(state, now)
         if available is not None:
             need = max(1.0, state.get("need", 1.0))
             if available < need:
-                raise UpstreamRateLimited(provider, math.ceil(_seconds_until(state, now, need)))
+                raise _refusal(provider, _seconds_until(state, now, need))
             if _low(state, now) and len(usage) > 1 and usage.get(org, 0) > sum(usage.values()) / len(usage):
-                raise UpstreamRateLimited(provider, math.ceil(_seconds_until(state, now, LOW * state["lim"])))
+                raise _refusal(provider, _seconds_until(state, now, LOW * state["lim"]))
         return Ticket(provider, key, org, state, trial=False)
 
     @staticmethod
@@ -219,6 +324,12 @@ class Guard:
 
     def record(self, ticket: Ticket, reading: Reading | None, failed: bool) -> None:
         """Write back what the answer taught us — only what changes a later decision."""
+        if ticket.slot is not None:
+            with self._lock:
+                self._in_flight[ticket.slot] -= 1
+                if self._in_flight[ticket.slot] <= 0:
+                    del self._in_flight[ticket.slot]
+            ticket.slot = None
         now = self.clock()
         state, fields = ticket.state, {}
         if reading is not None:
@@ -267,16 +378,28 @@ class MemoryStore:
     def __init__(self):
         self._lock = threading.Lock()
         self._state: dict[str, dict] = {}
-        self._usage: dict[str, tuple[int, Counter]] = {}
+        self._usage: dict[str, dict[int, Counter]] = {}  # key -> {window: counts} (two windows)
         self._trials: dict[str, float] = {}
 
-    def read(self, key: str, window: int, org: str) -> tuple[dict, dict]:
+    def _window(self, key: str, window: int) -> Counter:
+        windows = self._usage.setdefault(key, {})
+        for old in [w for w in windows if w < window - 1]:
+            del windows[old]
+        return windows.setdefault(window, Counter())
+
+    def read(self, key: str, window: int, org: str, pending: dict | None = None) -> tuple[dict, dict, dict]:
         with self._lock:
-            current = self._usage.get(key)
-            if current is None or current[0] != window:
-                current = self._usage[key] = (window, Counter())
-            current[1][org] += 1
-            return dict(self._state.get(key, ())), dict(current[1])
+            current = self._window(key, window)
+            current[org] += 1
+            current.update(pending or {})
+            previous = self._usage[key].get(window - 1, {})
+            return dict(self._state.get(key, ())), dict(current), dict(previous)
+
+    batch = 0.0  # counting is cheap here: every early refusal is counted at once
+
+    def count(self, key: str, window: int, org: str, n: int) -> None:
+        with self._lock:
+            self._window(key, window)[org] += n
 
     def update(self, key: str, fields: dict) -> None:
         with self._lock:
@@ -319,20 +442,33 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
 
-    def read(self, key: str, window: int, org: str) -> tuple[dict, dict]:
+    def read(self, key: str, window: int, org: str, pending: dict | None = None) -> tuple[dict, dict, dict]:
         name, usage = self.prefix + key, f"{self.prefix}{key}:use:{window}"
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(name)
+        for other, count in (pending or {}).items():  # before this org's count: the result order below
+            pipe.hincrby(usage, other, count)
         pipe.hincrby(usage, org, 1)
-        pipe.expire(usage, int(WINDOW * 2))
+        pipe.expire(usage, int(WINDOW * 2) + 1)
         pipe.hgetall(usage)
-        raw, _, _, counts = pipe.execute()
+        pipe.hgetall(f"{self.prefix}{key}:use:{window - 1}")
+        raw, *_, counts, before = pipe.execute()
         state = {}
         for field, value in raw.items():
             number = _number(value.decode("ascii", "replace"))
             if number is not None and _FIELD.fullmatch(field):
                 state[field.decode()] = number
-        return state, {org_id.decode(): int(count) for org_id, count in counts.items()}
+        return (state, {org_id.decode(): int(count) for org_id, count in counts.items()},
+                {org_id.decode(): int(count) for org_id, count in before.items()})
+
+    batch = 0.25  # early refusals are counted in one write per this many seconds
+
+    def count(self, key: str, window: int, org: str, n: int) -> None:
+        usage = f"{self.prefix}{key}:use:{window}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(usage, org, n)
+        pipe.expire(usage, int(WINDOW * 2) + 1)
+        pipe.execute()
 
     def update(self, key: str, fields: dict) -> None:
         name = self.prefix + key
@@ -367,7 +503,8 @@ def init_app(app) -> None:
              if client is not None else MemoryStore())
     outbound = app.extensions["outbound"]
     outbound.guard = app.extensions["upstream_guard"] = Guard(
-        store, fail_max=app.config["BREAKER_FAILURES"], reset_timeout=app.config["BREAKER_RESET"])
+        store, fail_max=app.config["BREAKER_FAILURES"], reset_timeout=app.config["BREAKER_RESET"],
+        org_concurrency=app.config["UPSTREAM_ORG_CONCURRENCY"])
     for provider in PROVIDERS.values():
         outbound.signals[provider.name] = provider.rate_limit or retry_after_only
         outbound.scopes[provider.name] = provider.quota_scope or _account_scope

@@ -2,40 +2,53 @@
 
     make bench                                   # after the latency runs
     python -m benchmarks.fairness --seconds 30 --quiet-rate 10 --flood-rate 100
+    python -m benchmarks.fairness --only sqlite --flood-path /healthz      # diagnosis: a flood of no work
     python -m benchmarks.fairness --redis-url redis://127.0.0.1:6379/11 --database-url postgresql://…/bench_x
 
 Processes on loopback: the Shopify emulator (``python -m sandbox shopify``, a bucket of
-``--bucket`` points refilled at ``--restore`` points/s) and Switchboard under gunicorn (1 worker,
-gthread, 8 threads) from ``benchmarks/shared_bucket_wsgi.py``, which declares one quota scope for
-Shopify and sends every store's calls to ``demo-store`` (see that module: Shopify's buckets are per
-store and a store has one org, so sharing one bucket between two orgs needs this rig — it is
-what every org does on a platform service's one key).
+``--bucket`` points refilled at ``--restore`` points/s), Switchboard under gunicorn (``--workers``
+processes, gthread with ``--threads`` threads) from ``benchmarks/shared_bucket_wsgi.py``, which
+declares one quota scope for Shopify and sends every store's calls to ``demo-store`` (see that
+module: Shopify's buckets are per store and a store has one org, so sharing one bucket between
+two orgs needs this rig — it is what every org does on a platform service's one key), and **one
+load-generator process per org** (``python -m benchmarks.fairness drive``), so that the flood's
+own client work never delays the quiet org's client (one GIL per generator).
 
-Two phases, each ``--seconds`` long, requests sent at a fixed arrival rate (open loop: a late
-answer does not delay the next request):
+Two phases, each ``--seconds`` long, requests sent at a fixed arrival rate (open loop: request
+*i* is due at ``start + i/rate``; each generator's threads take every n-th request and sleep
+until it is due, on their own keep-alive connection):
 
 1. **alone** — the quiet org at ``--quiet-rate`` requests/s;
 2. **flooded** — the same, while the flooding org sends ``--flood-rate`` requests/s to the same bucket.
 
+Latency is measured **from the request's due time** to the end of its answer, so a request the
+client could not send on time (all its threads waiting on slow answers) counts its lateness
+against the server — no coordinated omission. ``late`` (due → sent) is reported apart, and so is
+the server's own time for the request (gunicorn's access log, ``%(D)s``): the difference between
+the client's and the server's figure is time in the accept queue and the network stack.
+Also per phase: the CPU seconds each process used (``/proc/<pid>/stat``) and the load average.
+
 Reported per phase and org: requests, success rate (200), refusals by code, p50/p99 latency.
-The quiet org's figures in phase 2 against phase 1 are the result (target: within 10 %).
+The quiet org's figures in phase 2 against phase 1 are the result (target: success rate and
+p99 within 10 %).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-
-import subprocess
+from collections import Counter, defaultdict
+from pathlib import Path
 
 import requests
 
@@ -44,56 +57,145 @@ from benchmarks.proxy_latency import (
     process, reachable,
 )
 
+TICKS = os.sysconf("SC_CLK_TCK")
 
-def _org(session, app_url: str, slug: str, store: str) -> dict:
-    """A new org with a key, assigned ``store`` by the admin."""
+
+def _org(session, app_url: str, slug: str, store: str) -> str:
+    """A new org with a key, assigned ``store`` by the admin; returns the key."""
     admin = {"Authorization": f"Bearer {ADMIN}"}
     org = session.post(f"{app_url}/api/v1/admin/organizations", json={"slug": slug}, headers=admin).json()
     key = session.post(f"{app_url}/api/v1/admin/organizations/{org['id']}/api-keys", json={}, headers=admin).json()["key"]
     done = session.put(f"{app_url}/api/v1/admin/organizations/{org['id']}/integrations/shopify", headers=admin,
                        json={"account_identifier": {"storeName": store}})
     assert done.status_code in (200, 201), done.text
-    return {"Authorization": f"Bearer {key}"}
+    return key
 
 
-def _drive(url: str, headers: dict, rate: float, seconds: float, pool: ThreadPoolExecutor, out: list) -> threading.Thread:
-    """Send GETs at ``rate``/s for ``seconds`` (open loop); append (status, code, ms) to ``out``."""
-    local = threading.local()
+# --- the load generator (its own process) ------------------------------------------------------
 
-    def one():
-        session = getattr(local, "session", None)
-        if session is None:
-            session = local.session = requests.Session()
-        started = time.perf_counter()
-        try:
-            response = session.get(url, headers=headers, timeout=30)
-            status = response.status_code
-            code = None if status == 200 else response.json().get("code")
-        except requests.RequestException as exc:
-            status, code = 0, type(exc).__name__
-        out.append((status, code, (time.perf_counter() - started) * 1000))
 
-    def schedule():
-        start, n = time.perf_counter(), int(rate * seconds)
-        for i in range(n):
-            delay = start + i / rate - time.perf_counter()
+def drive(args) -> int:
+    """Send GETs at ``--rate``/s from ``--start`` for ``--seconds`` (open loop); print one JSON
+    line per request: [due offset s, late ms, latency-from-due ms, status, code]."""
+    headers = {"Authorization": f"Bearer {os.environ['BENCH_DRIVE_KEY']}", "X-Bench-Org": args.name}
+    total = int(args.rate * args.seconds)
+    out: list = [None] * total
+    lock = threading.Lock()
+
+    def worker(first: int):
+        connection = None
+        for i in range(first, total, args.threads):
+            due = args.start + i / args.rate
+            delay = due - time.time()
             if delay > 0:
                 time.sleep(delay)
-            pool.submit(one)
+            sent = time.time()
+            status, code = 0, None
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection(args.host, args.port, timeout=30)
+                connection.request("GET", args.path, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+                status = response.status
+                if status != 200:
+                    try:
+                        problem = json.loads(body)
+                        code = problem.get("code")
+                        if "in progress" in problem.get("detail", ""):  # app/quota.py's in-flight cap
+                            code = f"{code} (in flight)"
+                    except ValueError:
+                        code = None
+                    if response.getheader("Retry-After") is None and status == 429:
+                        code = f"{code} (no Retry-After)"
+                if response.getheader("Connection", "").lower() == "close":
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException) as exc:
+                code = type(exc).__name__
+                if connection is not None:
+                    connection.close()
+                connection = None
+            done = time.time()
+            with lock:
+                out[i] = [round(i / args.rate, 4), round((sent - due) * 1000, 3), round((done - due) * 1000, 3),
+                          status, code]
 
-    thread = threading.Thread(target=schedule, daemon=True)
-    thread.start()
-    return thread
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(min(args.threads, total))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    json.dump(out, sys.stdout)
+    return 0
 
 
-def _summary(results: list) -> dict:
-    latencies = [ms for status, _, ms in results if status == 200]
-    codes = Counter(code or str(status) for status, code, _ in results if status != 200)
+def _start_driver(app_port: int, path: str, key: str, name: str, rate: float, seconds: float, start: float,
+                  threads: int, env: dict) -> subprocess.Popen:
+    command = [str(BIN / "python"), "-m", "benchmarks.fairness", "drive", "--host", "127.0.0.1",
+               "--port", str(app_port), "--path", path, "--name", name, "--rate", str(rate),
+               "--seconds", str(seconds), "--start", repr(start), "--threads", str(threads)]
+    return subprocess.Popen(command, env={**env, "BENCH_DRIVE_KEY": key}, cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True)
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children that were reaped (gunicorn's master + worker)."""
+    total = 0.0
+    for child in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(c) for c in found] + [g for c in found for g in _children(int(c))]
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+_ACCESS = re.compile(r"^(\S+) (\d{3}) (\d+)$")
+
+
+def _server_times(log: Path, offset: int) -> tuple[dict, int]:
+    """Server-side milliseconds per org and status from gunicorn's access log since ``offset``."""
+    times: dict = defaultdict(list)
+    with open(log) as f:
+        f.seek(offset)
+        for line in f:
+            match = _ACCESS.match(line.strip())
+            if match:
+                times[(match[1], int(match[2]))].append(int(match[3]) / 1000)
+        return times, f.tell()
+
+
+def _summary(results: list, server: dict, name: str) -> dict:
+    latencies = [r[2] for r in results if r[3] == 200]
+    late = [r[1] for r in results]
+    codes = Counter(r[4] or str(r[3]) for r in results if r[3] != 200)
+    served = server.get((name, 200), [])
+    refused = [ms for (org, status), values in server.items() if org == name and status != 200 for ms in values]
     return {
         "requests": len(results),
         "success": len(latencies) / len(results) if results else 0.0,
         "p50": statistics.median(latencies) if latencies else float("nan"),
         "p99": percentile(latencies, 0.99) if latencies else float("nan"),
+        "late_p99": percentile(late, 0.99) if late else float("nan"),
+        "server_p50": statistics.median(served) if served else float("nan"),
+        "server_p99": percentile(served, 0.99) if served else float("nan"),
+        "refused_server_p50": statistics.median(refused) if refused else float("nan"),
         "refused": dict(codes),
     }
 
@@ -112,78 +214,153 @@ def run(label: str, database_url: str, redis_url: str | None, args) -> dict:
         "ADMIN_API_KEY": ADMIN,
         "SHOPIFY_ADMIN_ACCESS_TOKEN": TOKEN,
         "BENCH_SHOPIFY_URL": shopify_url,
-        "ORG_RATE_LIMIT": "1000000/minute",  # the org limit would hide the provider budget
+        "ORG_RATE_LIMIT": args.org_limit,
         "RATELIMIT_KEY_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",  # a fresh record per run
         "SANDBOX": "true",
         "LOG_LEVEL": "WARNING",
         "FLASK_APP": "benchmarks/shared_bucket_wsgi.py",
     })
+    env.update(dict(item.split("=", 1) for item in args.app_env))
+    workers = int(env.get("BENCH_PROCESSES", args.workers))  # a --variant may set it
     if redis_url:
         env["REDIS_URL"] = redis_url
     if database_url.startswith("postgresql"):
         ensure_database(database_url)
         subprocess.run([str(BIN / "flask"), "db", "downgrade", "base"], env=env, cwd=ROOT, check=True, capture_output=True)
     subprocess.run([str(BIN / "flask"), "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
+    tmp = Path(tempfile.mkdtemp(prefix="fairness-"))
+    access = tmp / "access.log"
+    access.touch()
     emulator = [str(BIN / "python"), "-m", "sandbox", "shopify", "--port", str(shopify_port)]
-    server = [str(BIN / "gunicorn"), "-w", "1", "-k", "gthread", "--threads", "8", "-b", f"127.0.0.1:{app_port}",
-              "--keep-alive", "30", "benchmarks.shared_bucket_wsgi:app"]
-    url = f"{app_url}/api/v1/shopify/products/{PRODUCT}"
-    phases = {}
-    with process(emulator, env, shopify_url + "/__sandbox__/received"), process(server, env, app_url + "/healthz"):
+    server = [str(BIN / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(args.threads),
+              "-b", f"127.0.0.1:{app_port}", "--keep-alive", "30", "--access-logfile", str(access),
+              "--access-logformat", "%({x-bench-org}i)s %(s)s %(D)s", "benchmarks.shared_bucket_wsgi:app"]
+    url_path = f"/api/v1/shopify/products/{PRODUCT}"
+    flood_path = args.flood_path or url_path
+    phases: dict = {}
+    with (process(emulator, env, shopify_url + "/__sandbox__/received") as emu,
+          process(server, env, app_url + "/healthz") as app):
         session = requests.Session()
         stamp = uuid.uuid4().hex[:6]
         quiet = _org(session, app_url, f"quiet-{stamp}", f"quiet-{stamp}")
         flooder = _org(session, app_url, f"flood-{stamp}", f"flood-{stamp}")
-        with ThreadPoolExecutor(max_workers=64) as pool:
-            for _ in range(int(args.quiet_rate * 2)):  # warm-up: connections, caches
-                session.get(url, headers=quiet)
-            time.sleep(args.bucket / args.restore)  # a full bucket to start each phase
-            alone: list = []
-            _drive(url, quiet, args.quiet_rate, args.seconds, pool, alone).join()
-            time.sleep(2 + args.bucket / args.restore)
-            flooded_quiet, flood = [], []
-            threads = [_drive(url, quiet, args.quiet_rate, args.seconds, pool, flooded_quiet),
-                       _drive(url, flooder, args.flood_rate, args.seconds, pool, flood)]
-            for thread in threads:
-                thread.join()
-        time.sleep(2)  # the last answers
-        phases = {"alone": _summary(alone), "flooded": _summary(flooded_quiet), "flood": _summary(flood)}
+        for key in (quiet, flooder):  # warm-up: every worker's caches, both orgs
+            for _ in range(4 * workers):
+                session.get(app_url + url_path, headers={"Authorization": f"Bearer {key}"})
+        offset = _server_times(access, 0)[1]
+        time.sleep(2 + args.bucket / args.restore)  # a full bucket to start
+        raw: dict = defaultdict(list)  # (condition, org) -> results
+        server: dict = defaultdict(lambda: defaultdict(list))  # condition -> access-log times
+        cpu: dict = defaultdict(lambda: defaultdict(float))
+        loads = []
+        for block in range(2 * args.blocks):
+            phase = ("alone", "flooded")[block % 2]
+            before = {"server": _cpu_seconds(app.pid), "emulator": _cpu_seconds(emu.pid)}
+            loads.append(_load())
+            start = time.time() + 2.0  # the generators' own start-up is over by then
+            drivers = {"quiet": _start_driver(app_port, url_path, quiet, "quiet", args.quiet_rate,
+                                              args.block_seconds, start, 8, env)}
+            if phase == "flooded":
+                drivers["flood"] = _start_driver(app_port, flood_path, flooder, "flood", args.flood_rate,
+                                                 args.block_seconds, start, args.flood_threads, env)
+            for name, driver in drivers.items():
+                raw[(phase, name)] += json.loads(driver.communicate()[0])
+                if phase == "alone":  # the noise floor: alone against alone, odd blocks vs even
+                    raw[(f"alone-{block // 2 % 2}", name)] += raw[(phase, name)][-int(args.quiet_rate * args.block_seconds):]
+            times, offset = _server_times(access, offset)
+            for key, values in times.items():
+                server[phase][key] += values
+            elapsed = time.time() - start
+            for name, pid in (("server", app.pid), ("emulator", emu.pid)):
+                cpu[phase][name] += (_cpu_seconds(pid) - before[name]) / elapsed / args.blocks
+            time.sleep(args.gap)  # the last answers, not counted in the next block
+        loads.append(_load())
+        for (phase, name), results in raw.items():
+            phases.setdefault(phase, {})[name] = _summary(results, server[phase.split("-")[0]], name)
+        for phase in ("alone", "flooded"):
+            phases[phase]["cpu"] = {k: round(v, 2) for k, v in cpu[phase].items()}
+        phases["load"] = loads
     return {"label": label, **phases}
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["drive"]:
+        parser = argparse.ArgumentParser()
+        for name, kind in (("host", str), ("port", int), ("path", str), ("name", str), ("rate", float),
+                           ("seconds", float), ("start", float), ("threads", int)):
+            parser.add_argument(f"--{name}", type=kind, required=True)
+        return drive(parser.parse_args(sys.argv[2:]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--blocks", type=int, default=6, help="alone/flooded block pairs, interleaved")
+    parser.add_argument("--block-seconds", type=float, default=10)
+    parser.add_argument("--gap", type=float, default=2.0, help="seconds between blocks")
     parser.add_argument("--quiet-rate", type=float, default=10)
     parser.add_argument("--flood-rate", type=float, default=100)
+    parser.add_argument("--flood-threads", type=int, default=32)
+    parser.add_argument("--flood-path", help="the flood's path (default: the same product lookup)")
     parser.add_argument("--bucket", type=int, default=2000)
     parser.add_argument("--restore", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_PROCESSES", 1)))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 8)))
+    parser.add_argument("--org-limit", default="1000000/minute",
+                        help="ORG_RATE_LIMIT (default out of the way, so the provider budget is what acts)")
+    parser.add_argument("--app-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an extra setting for Switchboard (repeatable)")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL:NAME=VALUE,…",
+                        help="also run with these settings, in the same invocation (repeatable)")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--database-url", default=PG_URL)
     parser.add_argument("--redis-url", default=REDIS_URL)
+    parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
     results = []
-    if args.only in (None, "sqlite"):
-        with tempfile.TemporaryDirectory() as tmp:
-            results.append(run("SQLite + memory", f"sqlite:///{tmp}/bench.db", None, args))
-    if args.only in (None, "postgres"):
-        if reachable("127.0.0.1", 5432) and reachable("127.0.0.1", 6379):
-            results.append(run("PostgreSQL + Redis", args.database_url, args.redis_url, args))
-        else:
-            print("PostgreSQL or Redis not reachable on 127.0.0.1: skipped that configuration")
-    print(f"\nfairness: {args.seconds:g} s per phase, quiet {args.quiet_rate:g}/s, flood {args.flood_rate:g}/s, "
-          f"bucket {args.bucket} points refilled {args.restore}/s; latency of served requests in ms\n")
-    print("| configuration | phase | org | requests | success | p50 | p99 | refused |")
-    print("|---|---|---|---|---|---|---|---|")
+    base_env, variants = list(args.app_env), [("", [])]
+    for variant in args.variant:
+        label, _, settings = variant.partition(":")
+        variants.append((f" [{label}]", [item for item in settings.split(",") if item]))
+    for suffix, settings in variants:
+        args.app_env = base_env + settings
+        if args.only in (None, "sqlite"):
+            with tempfile.TemporaryDirectory() as tmp:
+                results.append(run("SQLite + memory" + suffix, f"sqlite:///{tmp}/bench.db", None, args))
+        if args.only in (None, "postgres"):
+            if reachable("127.0.0.1", 5432) and reachable("127.0.0.1", 6379):
+                results.append(run("PostgreSQL + Redis" + suffix, args.database_url, args.redis_url, args))
+            else:
+                print("PostgreSQL or Redis not reachable on 127.0.0.1: skipped that configuration")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    print(f"\nfairness: {args.blocks} × ({args.block_seconds:g} s alone, {args.block_seconds:g} s flooded), "
+          f"interleaved; quiet {args.quiet_rate:g}/s, flood {args.flood_rate:g}/s to "
+          f"{args.flood_path or 'the same product'}, bucket {args.bucket} points refilled {args.restore}/s, "
+          f"gunicorn {args.workers}×{args.threads} threads; ms from due time (client) and in the server\n")
+    print("| configuration | phase | org | requests | success | p50 | p99 | late p99 | server p50 | server p99 "
+          "| refused (server p50 of refusals) | CPU/s server, emulator |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        for phase, org in (("alone", "quiet"), ("flooded", "quiet"), ("flood", "flooding")):
-            s = r[phase]
-            name = "flooded" if phase == "flood" else phase
-            print(f"| {r['label']} | {name} | {org} | {s['requests']} | {s['success']:.1%} | {s['p50']:.2f} | "
-                  f"{s['p99']:.2f} | {json.dumps(s['refused'])} |")
-        a, f = r["alone"], r["flooded"]
-        print(f"| {r['label']} | quiet: flooded vs alone | | | {f['success'] - a['success']:+.1%} | "
-              f"{f['p50'] / a['p50']:.2f}× | {f['p99'] / a['p99']:.2f}× | |")
+        for phase in ("alone", "flooded"):
+            for org in ("quiet", "flood"):
+                s = r[phase].get(org)
+                if s is None:
+                    continue
+                refused = json.dumps(s["refused"]) if s["refused"] else "—"
+                if s["refused"]:
+                    refused += f" ({s['refused_server_p50']:.2f})"
+                cpu = r[phase]["cpu"]
+                print(f"| {r['label']} | {phase} | {org} | {s['requests']} | {s['success']:.1%} | {s['p50']:.2f} | "
+                      f"{s['p99']:.2f} | {s['late_p99']:.2f} | {s['server_p50']:.2f} | {s['server_p99']:.2f} | "
+                      f"{refused} | {cpu['server']}, {cpu['emulator']} |")
+        a, f = r["alone"]["quiet"], r["flooded"]["quiet"]
+        a0, a1 = r["alone-0"]["quiet"], r["alone-1"]["quiet"]
+        print(f"| {r['label']} | **quiet: flooded vs alone** | | | {f['success'] - a['success']:+.1%} | "
+              f"{f['p50'] / a['p50']:.2f}× | **{f['p99'] / a['p99']:.2f}×** | | {f['server_p50'] / a['server_p50']:.2f}× "
+              f"| {f['server_p99'] / a['server_p99']:.2f}× | | |")
+        print(f"| {r['label']} | noise floor: alone (odd blocks) vs alone (even) | | | "
+              f"{a1['success'] - a0['success']:+.1%} | {a1['p50'] / a0['p50']:.2f}× | {a1['p99'] / a0['p99']:.2f}× "
+              f"| | | | | |")
+    for r in results:
+        print(f"\n{r['label']}: load average (1/5/15 min) before each block and at the end: "
+              + "; ".join(r["load"]))
     return 0
 
 

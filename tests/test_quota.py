@@ -3,6 +3,8 @@ provider refuses, and writes whose outcome is unknown — through the API, again
 emulator (its bucket, its faults), on memory and on Redis alike."""
 
 import json
+import os
+import threading
 import time
 
 import pytest
@@ -135,6 +137,96 @@ def test_fair_share_policy(make_app, store_kind):
     guard.record(guard.admit("klaviyo", "AbC123", "quiet"), Reading(limit=100, remaining=0, reset=30), False)
     with pytest.raises(UpstreamRateLimited):
         guard.admit("klaviyo", "AbC123", "quiet")
+
+
+def _shared_bucket(make_app, emulator, store_kind, **env):
+    """Two orgs on one Shopify bucket (the rig described in the test above), on memory or Redis:
+    (app, flooder headers, quiet headers)."""
+    if store_kind == "redis" and not os.environ.get("REDIS_URL"):
+        pytest.skip("needs REDIS_URL")
+    memory = {"REDIS_URL": None} if store_kind == "memory" else {}
+    setup = make_app(SHOPIFY_SHOP_URL_TEMPLATE=emulator.url + "/shops/{shop}", **memory).test_client()
+    flooder, quiet = org_headers(setup, "flooder"), org_headers(setup, "quiet")
+    connect(setup, flooder, "demo-store")
+    connect(setup, quiet, "other-store")
+    app = make_app(SHOPIFY_SHOP_URL_TEMPLATE=emulator.url + "/shops/demo-store", SHOPIFY_ADMIN_ACCESS_TOKENS=None,
+                   SHOPIFY_ADMIN_ACCESS_TOKEN=SHOPIFY_TOKENS["demo-store"], **memory, **env)
+    app.extensions["outbound"].scopes["shopify"] = lambda account: "shared"
+    assert (app.extensions.get("redis") is None) == (store_kind == "memory")
+    return app, flooder, quiet
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "redis"])
+@pytest.mark.parametrize("small_bucket", [1000], indirect=True)
+def test_a_flooding_org_cannot_take_the_quiet_orgs_share(make_app, small_bucket, store_kind, audit_rows):
+    app, flooder, quiet = _shared_bucket(make_app, small_bucket, store_kind)
+    client = app.test_client()
+    before = graphql_calls(small_bucket, "demo-store")
+    flood, served = [], []
+    for _ in range(12):
+        flood += [client.get(PRODUCT, headers=flooder) for _ in range(5)]
+        served.append(client.get(PRODUCT, headers=quiet))
+    refused = [r for r in flood if r.status_code == 429]
+    # The flood spent the top half of the bucket, then was refused before being sent, each time
+    # with a Retry-After; the quiet org's calls all went through.
+    assert refused and all(r.json["code"] == "upstream_rate_limited" for r in refused)
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
+    assert [r.status_code for r in served] == [200] * 12, [(r.status_code, r.json) for r in served if r.status_code != 200]
+    admitted = sum(r.status_code == 200 for r in flood)
+    assert graphql_calls(small_bucket, "demo-store") == before + admitted + 12, [(r.status_code, r.json) for r in flood if r.status_code not in (200, 429)]  # no refused call was sent
+    # Only the first refusal of the burst took the full path (and its audit row); the rest
+    # were answered before any database work — the same 429, Retry-After included.
+    assert 1 <= len([row for row in audit_rows() if (row.detail or {}).get("error") == "upstream_rate_limited"]) < len(refused)
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "redis"])
+@pytest.mark.parametrize("small_bucket", [200], indirect=True)
+def test_when_the_bucket_is_spent_both_orgs_are_refused_with_retry_after(make_app, small_bucket, store_kind):
+    app, flooder, quiet = _shared_bucket(make_app, small_bucket, store_kind)
+    client = app.test_client()
+    before = graphql_calls(small_bucket, "demo-store")
+    answers = {"flooder": [], "quiet": []}
+    for _ in range(10):
+        answers["flooder"].append(client.get(PRODUCT, headers=flooder))
+        answers["quiet"].append(client.get(PRODUCT, headers=quiet))
+    for who, responses in answers.items():
+        refused = [r for r in responses if r.status_code == 429]
+        assert refused, who
+        assert all(r.json["code"] == "upstream_rate_limited" and int(r.headers["Retry-After"]) >= 1
+                   for r in refused), who
+    assert small_bucket.requests_to("demo-store", "graphql")  # served while there was budget
+    # Shopify itself never had to answer THROTTLED: every refusal was ours, before sending.
+    assert graphql_calls(small_bucket, "demo-store") == before + sum(
+        r.status_code == 200 for responses in answers.values() for r in responses)
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "redis"])
+def test_an_org_cannot_hold_more_than_its_share_of_calls_in_flight(make_app, shopify, store_kind):
+    app, flooder, quiet = _shared_bucket(make_app, shopify, store_kind, UPSTREAM_ORG_CONCURRENCY="1")
+    shopify.inject("slow", times=3, shop="demo-store", endpoint="graphql", seconds=0.8)
+    before = graphql_calls(shopify, "demo-store")
+    slow = []
+
+    def call(headers):
+        slow.append(app.test_client().get(PRODUCT, headers=headers).status_code)
+
+    threads = [threading.Thread(target=call, args=(h,)) for h in (quiet, flooder, flooder)]
+    for thread in threads:
+        thread.start()
+        while graphql_calls(shopify, "demo-store") < before + threads.index(thread) + 1:
+            time.sleep(0.01)  # this one is waiting on Shopify now
+    client = app.test_client()
+    third = client.get(PRODUCT, headers=flooder)  # the flooder has 2 of the 3 calls in flight
+    again = client.get(PRODUCT, headers=quiet)  # the quiet org has 1: under its share
+    for thread in threads:
+        thread.join()
+    assert third.status_code == 429 and third.json["code"] == "upstream_rate_limited"
+    assert third.headers["Retry-After"] == "1" and "in progress" in third.json["detail"]
+    assert again.status_code == 200
+    assert slow == [200, 200, 200]
+    assert graphql_calls(shopify, "demo-store") == before + 4  # the refused call was not sent
+    # Alone on an account, an org is never capped: its calls are answered one after the other.
+    assert client.get(PRODUCT, headers=flooder).status_code == 200
 
 
 class _Answer:

@@ -1,4 +1,6 @@
-"""Fault injection shared by the Messenger and Twilio emulators (Shopify keeps its own).
+"""Fault injection for the emulators: ``check`` (every emulator's ``inject``), and the queue and
+common answers the Messenger and Twilio emulators share (Shopify, Klaviyo and Kustomer keep their
+own queues, matched on their own fields).
 
 A fault is served instead of (or, for ``slow``, before) the normal answer on the next ``times``
 matching requests. Kinds common to both: ``http_500``, ``http_502``, ``http_503``, ``slow``
@@ -18,6 +20,18 @@ from flask import Response, request
 COMMON = frozenset({"http_500", "http_502", "http_503", "slow", "drop", "garbage", "redirect", "respond"})
 
 
+def check(kind: str, kinds: frozenset[str], times: int, params: dict) -> None:
+    """Refuse a fault an emulator could not serve: unknown kind, missing parameter, no times."""
+    if kind not in kinds:
+        raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(kinds)}")
+    if kind == "slow" and "seconds" not in params:
+        raise ValueError("the 'slow' fault needs seconds=")
+    if kind == "respond" and not isinstance(params.get("body"), str):
+        raise ValueError("the 'respond' fault needs body= (the exact text to serve)")
+    if int(times) < 1:
+        raise ValueError("times must be at least 1")
+
+
 class FaultQueue:
     def __init__(self, kinds: frozenset[str]):
         self.kinds = COMMON | kinds
@@ -26,14 +40,7 @@ class FaultQueue:
 
     def add(self, kind: str, times: int = 1, account: str | None = None, endpoint: str | None = None,
             **params) -> None:
-        if kind not in self.kinds:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(self.kinds)}")
-        if kind == "slow" and "seconds" not in params:
-            raise ValueError("the 'slow' fault needs seconds=")
-        if kind == "respond" and not isinstance(params.get("body"), str):
-            raise ValueError("the 'respond' fault needs body=")
-        if int(times) < 1:
-            raise ValueError("times must be at least 1")
+        check(kind, self.kinds, times, params)
         with self._lock:
             self._faults.append({"kind": kind, "times": int(times), "account": account, "endpoint": endpoint,
                                  "params": params})

@@ -55,6 +55,8 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
+from . import faults
+
 JSON_API = "application/vnd.api+json"
 REVISION = "2026-07-15"  # the one revision this emulator answers (see the docstring)
 FAULT_KINDS = frozenset({"http_429", "http_500", "http_502", "http_503", "slow", "redirect", "garbage", "respond"})
@@ -124,14 +126,7 @@ class KlaviyoEmulator:
         (slow), ``location`` (redirect), ``body``/``status`` (respond), ``after=True`` (handle the
         request first — its effect happens — then serve the fault: an answer lost on the way).
         """
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
-        if kind == "slow" and "seconds" not in params:
-            raise ValueError("the 'slow' fault needs seconds=")
-        if kind == "respond" and not isinstance(params.get("body"), str):
-            raise ValueError("the 'respond' fault needs body=")
-        if int(times) < 1:
-            raise ValueError("times must be at least 1")
+        faults.check(kind, FAULT_KINDS, times, params)
         with self._lock:
             self._faults.append({"kind": kind, "times": int(times), "path": path, "params": params})
 

@@ -58,6 +58,8 @@ from typing import Any, Callable
 
 from flask import Flask, Response, request
 
+from . import faults
+
 FAULT_KINDS = frozenset({"http_429", "http_500", "http_502", "http_503", "slow", "redirect", "garbage",
                          "respond"})
 WINDOW = 60.0
@@ -171,14 +173,7 @@ class KustomerEmulator:
         (handle the request, then serve the fault), ``path`` (only requests whose path matches
         this ``fnmatch`` pattern, e.g. ``/v1/conversations/*/messages``).
         """
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
-        if kind == "slow" and "seconds" not in params:
-            raise ValueError("the 'slow' fault needs seconds=")
-        if kind == "respond" and not isinstance(params.get("body"), str):
-            raise ValueError("the 'respond' fault needs body=")
-        if int(times) < 1:
-            raise ValueError("times must be at least 1")
+        faults.check(kind, FAULT_KINDS, times, params)
         with self._lock:
             self._faults.append({"kind": kind, "times": int(times), "org": org, "params": params})
 

@@ -72,6 +72,7 @@ from urllib.parse import parse_qsl
 
 from flask import Flask, Request, Response, request
 
+from . import faults
 from . import shopify_graphql as gql
 
 DATA_FILE = Path(__file__).with_name("data") / "shopify.json"
@@ -185,16 +186,9 @@ class ShopifyEmulator:
         ``body`` and ``status`` (respond: serve exactly this text as JSON, with this status —
         for answers Shopify should never give: odd shapes, huge values, deep nesting).
         """
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        faults.check(kind, FAULT_KINDS, times, params)
         if endpoint is not None and endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {sorted(ENDPOINTS)}")
-        if kind == "slow" and "seconds" not in params:
-            raise ValueError("the 'slow' fault needs seconds=")
-        if kind == "respond" and not isinstance(params.get("body"), str):
-            raise ValueError("the 'respond' fault needs body= (the exact text to serve)")
-        if int(times) < 1:
-            raise ValueError("times must be at least 1")
         with self._lock:
             self._faults.append(
                 {"kind": kind, "times": int(times), "shop": shop, "endpoint": endpoint, "params": params}

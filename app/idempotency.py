@@ -63,9 +63,12 @@ _KEY = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_LENGTH, re.ASCII)  # printable ASCI
 ABANDONED_AFTER = timedelta(minutes=5)
 _SWEEP_EVERY = 60.0  # seconds between lazy deletions of expired rows (per process)
 # Problem codes whose answer is not saved: the request was refused before the work, or our own
-# storage failed and nothing was changed. A retry with the same key runs again.
+# storage failed and nothing was changed, or the provider refused it undone (its 429 — or
+# Switchboard's budget or circuit breaker, which refuse before sending). A retry with the same key
+# runs again; saving these would replay a pause of seconds for the key's whole lifetime.
 NOT_SAVED = frozenset({"validation_error", "bad_request", "payload_too_large", "unsupported_media_type",
-                       "rate_limited", "database_unavailable", "shared_state_unavailable"})
+                       "rate_limited", "database_unavailable", "shared_state_unavailable",
+                       "upstream_rate_limited", "upstream_circuit_open", "provider_not_configured"})
 # Headers that belong to the answer (not to this exchange) and are replayed with it.
 _REPLAYED_HEADERS = ("Location", "Content-Location")
 

@@ -302,3 +302,51 @@ def test_an_expired_row_is_swept_lazily(make_app, admin, app):
     with app.app_context():
         left = db.session.execute(sa.select(sa.func.count()).select_from(IdempotencyKey)).scalar_one()
     assert left == 1
+
+
+# --- refusals before the provider did anything are not saved ----------------------------------
+
+DRAFT = {"email": "ada.lovelace@example.com", "items": [{"variant_id": "46702301069587", "quantity": 1}]}
+
+
+def _connected_client(make_app, **config):
+    from tests.conftest import org_headers
+
+    client = make_app(HTTP_MAX_RETRIES="0", **config).test_client()
+    headers = org_headers(client)
+    assert client.put("/api/v1/integrations/shopify", json=CONNECT, headers=headers).status_code == 201
+    return client, headers
+
+
+def test_a_write_paused_by_the_circuit_breaker_runs_when_retried_with_its_key(make_app, shopify):
+    # 503 upstream_circuit_open means nothing was sent: replaying it for 24 h would turn a pause
+    # of seconds into a day-long refusal of that key.
+    client, headers = _connected_client(make_app, BREAKER_FAILURES="2", BREAKER_RESET="1")
+    shopify.inject("http_500", times=2, shop="demo-store")
+    assert [client.get("/api/v1/shopify/products/8915061031187", headers=headers).status_code
+            for _ in range(2)] == [502, 502]
+    headers = idem(headers)
+    drafts = lambda: sum(1 for r in shopify.received if "draftOrderCreate" in str(r.get("json")))  # noqa: E731
+    paused = client.post("/api/v1/shopify/draft-orders", json=DRAFT, headers=headers)
+    assert paused.status_code == 503 and paused.json["code"] == "upstream_circuit_open"
+    assert drafts() == 0
+    time.sleep(float(paused.headers["Retry-After"]) + 0.1)
+    created = client.post("/api/v1/shopify/draft-orders", json=DRAFT, headers=headers)
+    assert created.status_code == 201 and "Idempotent-Replayed" not in created.headers
+    again = client.post("/api/v1/shopify/draft-orders", json=DRAFT, headers=headers)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json["id"] == created.json["id"]
+    assert drafts() == 1
+
+
+def test_a_write_the_provider_rate_limited_runs_when_retried_with_its_key(make_app, shopify):
+    # A 429 from the provider (or from Switchboard's budget, before sending) means the write was
+    # not done: the retry after Retry-After must do it, not replay the 429.
+    client, headers = _connected_client(make_app)
+    shopify.inject("http_429", times=1, shop="demo-store", endpoint="graphql", retry_after=1)
+    headers = idem(headers)
+    limited = client.post("/api/v1/shopify/draft-orders", json=DRAFT, headers=headers)
+    assert limited.status_code == 429 and limited.json["code"] == "upstream_rate_limited"
+    time.sleep(float(limited.headers["Retry-After"]) + 0.1)
+    created = client.post("/api/v1/shopify/draft-orders", json=DRAFT, headers=headers)
+    assert created.status_code == 201, created.json
+    assert "Idempotent-Replayed" not in created.headers

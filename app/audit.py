@@ -90,18 +90,24 @@ def row(
     return values
 
 
-def insert_from(source, **columns) -> sa.Insert:
-    """``INSERT INTO audit_logs … SELECT … FROM source``: one audit row per row of ``source``.
+def insert_from(source=None, **columns) -> sa.Insert:
+    """``INSERT INTO audit_logs … SELECT … FROM source``: one audit row per row of ``source``
+    (without ``source``: one row).
 
-    For a statement that writes the row together with what it describes (the webhook store's
-    single statement on PostgreSQL). Each column is the bind parameter ``audit_<column>`` — fill
-    them with ``params(row(...))`` — unless ``columns`` gives it an expression over ``source``
-    (a value only known inside the statement: the organization the claim lookup found).
+    For a statement that writes the row together with what it describes (PostgreSQL: the webhook
+    store's single statement, the delivery worker's finish). Each column is the bind parameter
+    ``audit_<column>`` — fill them with ``params(row(...))`` — unless ``columns`` gives it an
+    expression (a value only known inside the statement: the organization the claim lookup found).
     """
     table = AuditLog.__table__
-    values = [columns[name] if name in columns else sa.bindparam(f"audit_{name}", type_=table.c[name].type)
-              for name in _COLUMNS]
-    return table.insert().from_select(list(_COLUMNS), sa.select(*values).select_from(source))
+    values = [columns[name] if name in columns else param(name) for name in _COLUMNS]
+    select = sa.select(*values) if source is None else sa.select(*values).select_from(source)
+    return table.insert().from_select(list(_COLUMNS), select)
+
+
+def param(column: str) -> sa.BindParameter:
+    """The bind parameter ``insert_from`` uses for ``column`` (to build an expression on it)."""
+    return sa.bindparam(f"audit_{column}", type_=AuditLog.__table__.c[column].type)
 
 
 def params(values: dict) -> dict:

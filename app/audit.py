@@ -18,9 +18,12 @@ from flask import g, has_request_context, request
 
 from app.extensions import autocommit, db
 from app.models import AuditLog
+from app.models.base import utcnow
 
 
 _INSERT = sa.insert(AuditLog.__table__)
+_COLUMNS = ("at", "action", "outcome", "provider", "target", "status_code", "detail", "organization_id", "actor",
+            "request_id", "ip", "latency_ms")
 
 
 class Action(str, enum.Enum):
@@ -48,6 +51,70 @@ class Action(str, enum.Enum):
     DELIVERY_ATTEMPTED = "delivery.attempted"
 
 
+def row(
+    action: Action,
+    *,
+    outcome: str = "success",
+    provider: str | None = None,
+    target: str | None = None,
+    status_code: int | None = None,
+    detail: dict | None = None,
+    organization_id=None,
+    actor: str | None = None,
+    latency_ms: float | None = None,
+) -> dict:
+    """The columns of one audit row (``record``'s arguments), filled from the request context."""
+    values = {
+        "at": utcnow(),
+        "action": action.value,
+        "outcome": outcome,
+        "provider": provider,
+        "target": target,
+        "status_code": status_code,
+        "detail": detail or None,
+        "organization_id": organization_id,
+        "actor": actor or "system",
+        "request_id": None,
+        "ip": None,
+        "latency_ms": latency_ms,
+    }
+    if has_request_context():
+        org = g.get("org")
+        values["organization_id"] = organization_id or (org.id if org is not None else None)
+        values["actor"] = actor or g.get("actor") or "anonymous"
+        values["request_id"] = g.get("request_id")
+        values["ip"] = request.remote_addr
+        started = g.get("started")
+        if started is not None and latency_ms is None:
+            values["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    return values
+
+
+def insert_from(source=None, **columns) -> sa.Insert:
+    """``INSERT INTO audit_logs … SELECT … FROM source``: one audit row per row of ``source``
+    (without ``source``: one row).
+
+    For a statement that writes the row together with what it describes (PostgreSQL: the webhook
+    store's single statement, the delivery worker's finish). Each column is the bind parameter
+    ``audit_<column>`` — fill them with ``params(row(...))`` — unless ``columns`` gives it an
+    expression (a value only known inside the statement: the organization the claim lookup found).
+    """
+    table = AuditLog.__table__
+    values = [columns[name] if name in columns else param(name) for name in _COLUMNS]
+    select = sa.select(*values) if source is None else sa.select(*values).select_from(source)
+    return table.insert().from_select(list(_COLUMNS), select)
+
+
+def param(column: str) -> sa.BindParameter:
+    """The bind parameter ``insert_from`` uses for ``column`` (to build an expression on it)."""
+    return sa.bindparam(f"audit_{column}", type_=AuditLog.__table__.c[column].type)
+
+
+def params(values: dict) -> dict:
+    """``row(...)``'s values as ``insert_from``'s bind parameters."""
+    return {f"audit_{name}": value for name, value in values.items()}
+
+
 def record(
     action: Action,
     *,
@@ -72,31 +139,11 @@ def record(
     attempt made by the worker).
     A Core INSERT, not an ORM object: the row is never read back in the same request.
     """
-    row = {
-        "action": action.value,
-        "outcome": outcome,
-        "provider": provider,
-        "target": target,
-        "status_code": status_code,
-        "detail": detail or None,
-        "organization_id": organization_id,
-        "actor": actor or "system",
-        "request_id": None,
-        "ip": None,
-        "latency_ms": latency_ms,
-    }
-    if has_request_context():
-        org = g.get("org")
-        row["organization_id"] = organization_id or (org.id if org is not None else None)
-        row["actor"] = actor or g.get("actor") or "anonymous"
-        row["request_id"] = g.get("request_id")
-        row["ip"] = request.remote_addr
-        started = g.get("started")
-        if started is not None and latency_ms is None:
-            row["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    values = row(action, outcome=outcome, provider=provider, target=target, status_code=status_code,
+                   detail=detail, organization_id=organization_id, actor=actor, latency_ms=latency_ms)
     if connection is not None:
-        connection.execute(_INSERT, row)
+        connection.execute(_INSERT, values)
     elif commit:
-        autocommit(_INSERT, row)
+        autocommit(_INSERT, values)
     else:
-        db.session.execute(_INSERT, row)
+        db.session.execute(_INSERT, values)

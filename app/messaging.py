@@ -55,8 +55,8 @@ def canonical_customer(channel: str, customer: str) -> str:
     return customer
 
 
-def _upsert(dialect):
-    statement = dialect.insert(_table)
+def _keep_latest(statement):
+    """``statement`` (an INSERT into the windows) made an upsert that never moves a window back."""
     excluded = statement.excluded.last_inbound_at
     return statement.on_conflict_do_update(
         index_elements=["organization_id", "channel", "customer"],
@@ -66,7 +66,16 @@ def _upsert(dialect):
 
 
 # Built once: the webhook hot path runs it for every inbound message.
-_UPSERT = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
+_UPSERT = {"postgresql": _keep_latest(postgresql.insert(_table)), "sqlite": _keep_latest(sqlite.insert(_table))}
+
+
+def _values(channel: str, customer: str, at: datetime) -> dict:
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    if at.tzinfo is None:
+        raise ValueError("at must be timezone-aware")
+    return {"channel": channel, "customer": canonical_customer(channel, customer),
+            "last_inbound_at": at.astimezone(timezone.utc)}
 
 
 def record_inbound(org_id: uuid.UUID, channel: str, customer: str, at: datetime,
@@ -77,15 +86,10 @@ def record_inbound(org_id: uuid.UUID, channel: str, customer: str, at: datetime,
     older event arriving late never moves the window back. Not committed here: it joins
     ``connection``'s transaction (the webhook store's), or else the session's.
     """
-    if channel not in CHANNELS:
-        raise ValueError(f"unknown channel {channel!r}")
-    if at.tzinfo is None:
-        raise ValueError("at must be timezone-aware")
+    values = {"organization_id": org_id, **_values(channel, customer, at)}
     target = db.session if connection is None else connection
     dialect = (db.session.get_bind() if connection is None else connection).dialect.name
-    target.execute(_UPSERT[dialect], {
-        "organization_id": org_id, "channel": channel, "customer": canonical_customer(channel, customer),
-        "last_inbound_at": at.astimezone(timezone.utc)})
+    target.execute(_UPSERT[dialect], values)
 
 
 def last_inbound(org_id: uuid.UUID, channel: str, customer: str) -> datetime | None:
@@ -158,7 +162,28 @@ def _customer_wrote(connection, org_id, channel: str, customer: str, at: datetim
     record_inbound(org_id, channel, customer, at, connection=connection)
 
 
+_WINDOW = {name: sa.bindparam(f"window_{name}", type_=_table.c[column].type)
+           for name, column in (("channel", "channel"), ("customer", "customer"), ("at", "last_inbound_at"))}
+
+
+def _window_after(event):
+    """``_customer_wrote`` as SQL, for the store's single statement (PostgreSQL): the same upsert,
+    for the org of the event just inserted; nothing for a duplicate or a non-message."""
+    source = sa.select(event.c.organization_id, _WINDOW["channel"], _WINDOW["customer"], _WINDOW["at"]).where(
+        event.c.organization_id.is_not(None), _WINDOW["channel"].is_not(None))
+    return _keep_latest(postgresql.insert(_table).from_select(
+        ["organization_id", "channel", "customer", "last_inbound_at"], source))
+
+
+def _window_params(message: tuple | None) -> dict:
+    if message is None:
+        return {"window_channel": None, "window_customer": None, "window_at": None}
+    values = _values(*message)
+    return {"window_channel": values["channel"], "window_customer": values["customer"],
+            "window_at": values["last_inbound_at"]}
+
+
 def init_app(app) -> None:
     from webhooks import dispatch
 
-    dispatch.on_inbound_message_stored(_customer_wrote)
+    dispatch.on_inbound_message_stored(_customer_wrote, statement=dispatch.StoredStatement(_window_after, _window_params))

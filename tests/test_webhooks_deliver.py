@@ -274,6 +274,30 @@ def test_a_delivery_whose_lease_expired_is_taken_over(app, client, org, receiver
     assert _deliveries(app)[0].status == "delivered"
 
 
+def test_a_late_answer_after_a_takeover_is_audited_as_lease_lost_and_writes_nothing(app, client, org, receiver,
+                                                                                   audit_rows):
+    org_row, headers = org
+    client.put("/api/v1/webhook-endpoint", json={"url": receiver.url}, headers=headers)
+    _inbound(app, client, org_row["id"])
+    with app.app_context():
+        [(delivery_id, _)] = delivery_service.claim_attempts("slow-worker", 5)
+        db.session.execute(sa.update(Delivery).values(lease_until=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert _run(app)["delivered"] == 1
+    late = {"outcome": "failure", "provider": "messenger", "target": "127.0.0.1", "status_code": 500,
+            "organization_id": uuid.UUID(org_row["id"]), "actor": "system", "latency_ms": 1.5,
+            "detail": {"event": "e", "delivery": delivery_id, "attempt": 1, "result": "pending"}}
+    with app.app_context():
+        assert not delivery_service._finish(delivery_id, "slow-worker", status="pending", last_status_code=500,
+                                            last_error="endpoint answered HTTP 500", attempt=late)
+    [delivery] = _deliveries(app)
+    assert (delivery.status, delivery.last_status_code) == ("delivered", 200)
+    rows = audit_rows(action="delivery.attempted")
+    assert [(r.detail.get("lease_lost"), r.detail["result"], r.status_code) for r in rows] == [
+        (None, "delivered", 200), (True, "pending", 500)]
+    assert rows[1].latency_ms == 1.5 and str(rows[1].organization_id) == org_row["id"]
+
+
 def test_every_delivery_attempt_leaves_an_audit_row_the_org_can_read(app, client, new_org, receiver):
     (org_a, headers_a), (org_b, headers_b) = new_org("org-a"), new_org("org-b")
     secret = client.put("/api/v1/webhook-endpoint", json={"url": receiver.url + "?token=endpoint-query-secret"},

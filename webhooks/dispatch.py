@@ -22,6 +22,7 @@ the approval's transaction, the others after its commit.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
@@ -31,6 +32,23 @@ Listener = Callable[[object, str, str, datetime], None]
 StoredListener = Callable[[object, object, str, str, datetime], None]
 _listeners: list[Listener] = []
 _stored_listeners: list[StoredListener] = []
+_statements: dict[StoredListener, "StoredStatement"] = {}
+
+
+@dataclass(frozen=True)
+class StoredStatement:
+    """A stored-listener's work as one data-modifying part of the store's statement (PostgreSQL).
+
+    ``build(event)`` returns the statement (made a CTE by the store) reading ``event``, the newly
+    inserted event's row (columns ``id`` and ``organization_id``; no row for a duplicate, so the
+    listener's statement must do nothing then); it is called once per set of listeners.
+    ``params(message)`` returns its bind parameters for the event's ``(channel, customer_id, at)``,
+    or for ``None`` when the event is no inbound message (the statement must then do nothing).
+    The names must not collide with the store's (prefix them).
+    """
+
+    build: Callable
+    params: Callable[[tuple | None], dict]
 
 
 def on_inbound_message(listener: Listener) -> Listener:
@@ -40,17 +58,28 @@ def on_inbound_message(listener: Listener) -> Listener:
     return listener
 
 
-def on_inbound_message_stored(listener: StoredListener) -> StoredListener:
-    """Register ``listener(connection, org_id, channel, customer_id, at)``, run in the event's transaction."""
+def on_inbound_message_stored(listener: StoredListener, statement: StoredStatement | None = None) -> StoredListener:
+    """Register ``listener(connection, org_id, channel, customer_id, at)``, run in the event's
+    transaction; ``statement``: the same work as SQL, for the store's single statement."""
     if listener not in _stored_listeners:
         _stored_listeners.append(listener)
+    if statement is not None:
+        _statements[listener] = statement
     return listener
+
+
+def stored_statements() -> tuple[StoredStatement, ...] | None:
+    """Every stored-listener's ``StoredStatement``, or ``None`` when one has none."""
+    if any(listener not in _statements for listener in _stored_listeners):
+        return None
+    return tuple(_statements[listener] for listener in _stored_listeners)
 
 
 def remove_listener(listener) -> None:
     for registry in (_listeners, _stored_listeners):
         if listener in registry:
             registry.remove(listener)
+    _statements.pop(listener, None)
 
 
 def inbound_message_stored(connection, org_id, channel: str, customer_id: str, at: datetime) -> None:

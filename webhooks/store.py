@@ -6,12 +6,17 @@ approved (design §6 rule 9), so its events stay unattributed — kept, admin-vi
 delivered to the org that merely named the account.
 
 This is the webhook hot path (every provider delivery, at whatever rate the provider sends), so
-it speaks SQLAlchemy Core on one connection of the session's engine, with statements built once
-at import: no ORM session, no per-call statement building (whose coercion and cache-key work
-was ~90 % of a delivery's CPU, docs/benchmarks.md). The transaction is the same as before: the
-claim lookup reads first (on SQLite that takes no write lock, so concurrent copies queue on the
-INSERT, not on a read snapshot), then the event, its audit row and its outbox row are written
-and committed together, before the acknowledgement.
+it speaks SQLAlchemy Core, with statements built once: no ORM session, no per-call statement
+building (whose coercion and cache-key work was ~90 % of a delivery's CPU, docs/benchmarks.md).
+Two paths, storing the same rows (tests/test_webhooks_store_paths.py)::
+
+    PostgreSQL, one event, every stored-listener has SQL ─▶ one statement in autocommit:
+        owner ─▶ event (INSERT … ON CONFLICT DO NOTHING RETURNING) ─▶ audit, outbox, window
+    otherwise (SQLite, a batch) ─▶ one transaction on one connection: the claim lookup reads
+        first (on SQLite that takes no write lock, so concurrent copies queue on the INSERT, not
+        on a read snapshot), then the event, its audit row, its outbox row, the listeners; commit
+
+Either way everything is committed before the acknowledgement, or nothing is.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app import audit
-from app.extensions import db
+from app.extensions import autocommit, db
 from app.models import Delivery, InboundEvent, Integration
 from app.models.base import utcnow
 from webhooks import dispatch
@@ -68,9 +73,62 @@ def _owners(connection, provider: str, keys: set[str]) -> dict[str, uuid.UUID]:
     return owners
 
 
+def _single_statement(listeners: tuple[dispatch.StoredStatement, ...]) -> sa.Select:
+    """One delivery's whole store as one PostgreSQL statement of data-modifying CTEs.
+
+    ``owner`` (the approved claim's org) → ``event`` (INSERT … ON CONFLICT DO NOTHING, and for
+    ``dedupe_body`` nothing when the same body is stored under another account) → its audit row,
+    its outbox row and the stored-listeners' statements, each reading ``event``'s RETURNING row
+    (none for a duplicate, so they write nothing). All parts see one snapshot and commit together
+    (one statement in autocommit); the answer is the new event's id (NULL for a duplicate) and
+    the claim's org.
+    """
+    p = sa.bindparam
+    owner = sa.select(_claims.c.organization_id).where(
+        _claims.c.provider == p("provider", type_=_claims.c.provider.type),
+        _claims.c.account_key == p("key", type_=_claims.c.account_key.type),
+        _claims.c.status.in_(ATTRIBUTING)).cte("owner")
+    org = sa.select(owner.c.organization_id).scalar_subquery()
+    seen = sa.exists().where(  # _seen_for_other_account in SQL: a NULL key matches any stored key
+        _events.c.provider == p("provider"), _events.c.body_sha256 == p("digest", type_=_events.c.body_sha256.type),
+        _events.c.account_key.is_distinct_from(p("key")))
+    values = sa.select(
+        p("id", type_=_events.c.id.type), p("provider"), p("event_id", type_=_events.c.event_id.type), org,
+        p("key"), p("topic", type_=_events.c.topic.type), p("now", type_=_events.c.received_at.type),
+        p("body", type_=_events.c.body.type), p("digest"), p("payload", type_=_events.c.payload.type),
+        sa.case((org.is_not(None), "attributed"), else_="unattributed"),
+    ).where(sa.not_(sa.and_(p("dedupe_body", type_=sa.Boolean), seen)))
+    event = (postgresql.insert(_events)
+             .from_select(["id", "provider", "event_id", "organization_id", "account_key", "topic", "received_at",
+                           "body", "body_sha256", "payload", "status"], values)
+             .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+             .returning(_events.c.id, _events.c.organization_id)
+             .cte("event"))
+    parts = [
+        audit.insert_from(event, organization_id=event.c.organization_id, detail=sa.func.jsonb_build_object(
+            "event", sa.cast(event.c.id, sa.Text), "topic", sa.cast(p("topic"), sa.Text),
+            "attributed", event.c.organization_id.is_not(None))),
+        sa.insert(_deliveries).from_select(
+            ["event_id", "organization_id", "status", "attempts", "next_attempt_at", "created_at", "updated_at"],
+            sa.select(event.c.id, event.c.organization_id, sa.literal("pending"), sa.literal(0),
+                      p("now"), p("now"), p("now")).where(event.c.organization_id.is_not(None))),
+        *(listener.build(event) for listener in listeners),
+    ]
+    statement = sa.select(sa.select(event.c.id).scalar_subquery(), org)
+    for number, part in enumerate(parts):
+        statement = statement.add_cte(part.cte(f"part_{number}"))
+    return statement
+
+
+_SINGLE: dict[tuple, sa.Select] = {}  # per set of stored-listeners (they are registered at start-up)
+
+
 def record(received: list[Received], body: bytes) -> list[Stored]:
     digest = hashlib.sha256(body).hexdigest()
     now = utcnow()
+    listeners = dispatch.stored_statements()
+    if db.engine.dialect.name == "postgresql" and len(received) == 1 and listeners is not None:
+        return _record_in_one_statement(received[0], body, digest, now, listeners)
     stored: list[Stored] = []
     insert_event = _INSERT_EVENT[db.engine.dialect.name]
     with db.engine.begin() as connection:  # commits on exit; rolls back if anything raised
@@ -107,6 +165,28 @@ def record(received: list[Received], body: bytes) -> list[Stored]:
             dispatch.inbound_message_stored(connection, org_id, channel, customer, at)
     for org_id, channel, customer, at in _messages(stored):
         dispatch.inbound_message(org_id, channel, customer, at)
+    return stored
+
+
+def _record_in_one_statement(item: Received, body: bytes, digest: str, now, listeners) -> list[Stored]:
+    """PostgreSQL, one event (a provider's usual delivery): one round trip instead of a
+    transaction of four or five statements (BEGIN, claim, INSERTs, COMMIT)."""
+    statement = _SINGLE.get(listeners)
+    if statement is None:
+        statement = _SINGLE[listeners] = _single_statement(listeners)
+    params = {
+        "provider": item.provider, "key": item.account_key, "id": uuid.uuid4(), "event_id": item.event_id,
+        "topic": item.topic, "now": now, "body": body, "digest": digest, "payload": item.payload,
+        "dedupe_body": item.dedupe_body,
+        **audit.params(audit.row(audit.Action.WEBHOOK_RECEIVED, provider=item.provider, target=item.account_key,
+                                 actor="provider", status_code=200)),
+    }
+    for listener in listeners:
+        params.update(listener.params(item.message))
+    new_id, org_id = autocommit(statement, params)
+    stored = [Stored(item, new_id, org_id)]
+    for org, channel, customer, at in _messages(stored):
+        dispatch.inbound_message(org, channel, customer, at)
     return stored
 
 

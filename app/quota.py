@@ -31,7 +31,8 @@ coordination beyond the shared record, and it never refuses an org that is alone
 its next calls to that provider within the wait are refused by ``refuse_early`` (called by
 ``proxy_action`` before the integration lookup, the shared record and the audit row) — still
 counted as the org's demand. Cheaper still, the API key that was refused is noted
-(``note_key``, by its SHA-256 digest, for at most ``KEY_NOTE_FOR`` s and never past the wait);
+(``note_key``, by its SHA-256 digest, for at most ``KEY_NOTE_FOR`` s and never past the
+``Retry-After`` it was given);
 app/proxy.py's ``RefusedKeys`` answers that key's next calls to that provider's routes before
 Flask runs at all (no authentication, database, limiter or audit row), counted the same way. An org with ``org_concurrency`` calls in flight to one account and
 more than an even share of the account's calls in flight here is refused too
@@ -72,7 +73,7 @@ STATE_TTL = 3600  # an account nobody calls for an hour is forgotten
 STALE = 60.0  # a reading with neither a refill rate nor a reset time is believed this long
 MAX_WAIT = 3600.0  # a provider's "wait" is believed up to an hour
 HEALTHY_FOR = 1.0  # a process trusts a healthy record this long without reading it again
-KEY_NOTE_FOR = 1.0  # a key refused by the budget is answered before the app this long (never past Retry-After)
+KEY_NOTE_FOR = 1.0  # a key refused by the budget is answered before the app this long (never past its Retry-After)
 MAX_NOTED_KEYS = 10_000  # per process; the oldest note is forgotten first
 
 
@@ -249,7 +250,8 @@ class Guard:
     def note_key(self, digest: str, provider: str, org: str, wait: float) -> None:
         """Remember that the API key with this SHA-256 ``digest`` (authenticated, of ``org``) was
         just refused by the budget for ``provider`` with ``wait`` seconds: for the next
-        ``KEY_NOTE_FOR`` seconds at most (never past the wait), ``refused_key`` answers its calls
+        ``KEY_NOTE_FOR`` seconds at most (never past the ``Retry-After`` it was given),
+        ``refused_key`` answers its calls
         to that provider before the app runs. Only the org's own refusal is noted (``_refused``),
         so no other key, and no other org, is ever refused by a note."""
         refused = self._refused.get((provider, org))
@@ -261,7 +263,11 @@ class Guard:
             if self.answered_early:
                 log.info("%s calls were answered 429 before the app from refused keys' notes", self.answered_early)
                 self.answered_early = 0
-            notes[provider] = (now + min(KEY_NOTE_FOR, wait), now + wait, refused[1], org)
+            # Until the Retry-After the caller was given (whole seconds, at least 1: the header),
+            # not the exact wait — a budget hovering at its low mark gives waits of milliseconds,
+            # and a note that short would let nearly all of a flood through to the full path.
+            told = max(1, math.ceil(wait))
+            notes[provider] = (now + min(KEY_NOTE_FOR, told), now + told, refused[1], org)
             self.noted_keys[digest] = notes
             while len(self.noted_keys) > MAX_NOTED_KEYS:
                 del self.noted_keys[next(iter(self.noted_keys))]

@@ -85,7 +85,7 @@ def _init_shared_state(app: Flask) -> None:
         app.extensions["token_cache"] = MemoryTokenCache()
 
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}", re.ASCII)
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}", re.ASCII)
 
 
 def _init_request_context(app: Flask) -> None:
@@ -93,7 +93,7 @@ def _init_request_context(app: Flask) -> None:
     def start():
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         # The body limit, control characters in the URL and JSON bounds: app/inbound.py.
 
     @app.after_request

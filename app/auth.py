@@ -28,12 +28,18 @@ _KEY_PARAMS = {"api_key", "apikey", "key", "token", "access_token", "x-api-key"}
 _LAST_USED_GRANULARITY = timedelta(seconds=60)
 
 
-def _presented_key() -> str | None:
-    header = request.headers.get("Authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
+def presented_key(authorization: str | None, api_key_header: str | None) -> str | None:
+    """The key from ``Authorization: Bearer …`` or else ``X-API-Key`` ("" for another scheme).
+
+    Also read straight from the WSGI environ by app/proxy.py's ``RefusedKeys``: one rule for both."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else ""
-    return request.headers.get("X-API-Key")
+    return api_key_header
+
+
+def _presented_key() -> str | None:
+    return presented_key(request.headers.get("Authorization"), request.headers.get("X-API-Key"))
 
 
 def _deny(reason: str, organization_id=None) -> Unauthorized:
@@ -90,13 +96,15 @@ def authenticate_org() -> None:
         raise _deny("malformed")  # checksum/shape: refused before any database lookup
     if mode == "test" and not current_app.config["SANDBOX"]:
         raise _deny("test_key_outside_sandbox")  # a sandbox key never works against real providers
-    row = autocommit(_KEY_LOOKUP, {"key_hash": keys.digest(presented)})
+    digest = keys.digest(presented)
+    row = autocommit(_KEY_LOOKUP, {"key_hash": digest})
     if row is None:
         raise _deny("unknown")
     if row.revoked_at is not None:
         raise _deny("revoked", row.organization_id)
     org = OrgContext(id=row.organization_id, slug=row.slug, status=row.status, rate_limit=row.rate_limit)
     g.org, g.api_key_id, g.actor = org, row.id, f"key:{row.id}"
+    g.key_digest = digest  # the stored hash, never the key: what app/quota.py's note_key remembers
     if not org.active:
         raise Forbidden("This organization is suspended.", code="organization_suspended")
     now = utcnow()

@@ -15,16 +15,24 @@ before it is sent, whatever the outcome.
 
 from __future__ import annotations
 
+import json
 import math
+import uuid
 from functools import wraps
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g
+from werkzeug.exceptions import HTTPException
 
+from app import REQUEST_ID
 from app.audit import Action, record
-from app.errors import AuditUnavailable, Conflict, ProviderNotConfigured, UpstreamAuthFailed, problem
+from app.auth import presented_key
+from app.errors import (AuditUnavailable, Conflict, ProviderNotConfigured, UpstreamAuthFailed,
+                        UpstreamRateLimited, problem)
 from app.extensions import autocommit, db
+from app.keys import digest
 from app.models import Integration
+from app.quota import BudgetRefusal
 
 
 def credentials_for(provider_name: str):
@@ -59,17 +67,24 @@ def proxy_action(provider_name: str, operation: str):
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            # Refused by the account's budget moments ago (app/quota.py): 429 again before any
-            # database work, unaudited like the org limit's refusals (the first one was audited).
             guard = current_app.extensions.get("upstream_guard")
-            if guard is not None and g.get("org") is not None:
-                guard.refuse_early(provider_name, str(g.org.id))
-            g.proxy_audit = {"provider": provider_name, "operation": operation, "target": None}
-            credentials_for(provider_name)
-            integration = connected_integration(provider_name)
-            g.proxy_audit["target"] = integration.account_key
             try:
+                # Refused by the account's budget moments ago (app/quota.py): 429 again before
+                # any database work, unaudited like the org limit's refusals (the first one was
+                # audited).
+                if guard is not None and g.get("org") is not None:
+                    guard.refuse_early(provider_name, str(g.org.id))
+                g.proxy_audit = {"provider": provider_name, "operation": operation, "target": None}
+                credentials_for(provider_name)
+                integration = connected_integration(provider_name)
+                g.proxy_audit["target"] = integration.account_key
                 return view(integration, *args, **kwargs)
+            except BudgetRefusal as refused:
+                # The key that was refused, and only it, is answered before the app for a moment
+                # (RefusedKeys below): the same 429, without the cost of getting here.
+                if guard is not None and g.get("key_digest"):
+                    guard.note_key(g.key_digest, provider_name, str(g.org.id), refused.wait)
+                raise
             except UpstreamAuthFailed as exc:
                 # The provider refused the platform's credentials for this account (after any
                 # stale-token re-mint): not retried, and the integration turns ``error`` so the
@@ -82,6 +97,7 @@ def proxy_action(provider_name: str, operation: str):
                                         actor=g.get("actor"))
                 raise
 
+        wrapper.proxy_provider = provider_name  # what RefusedKeys may answer for (copied by @wraps)
         return wrapper
 
     return decorator
@@ -152,5 +168,67 @@ def _write_proxy_audit(response):
     return response
 
 
+class RefusedKeys:
+    """WSGI middleware in front of Flask: a key the budget refused a moment ago gets its 429 here.
+
+    ``proxy_action`` notes the API key of a call refused by the account's budget before sending
+    (app/quota.py ``Guard.note_key``: its SHA-256 digest, per provider, for ``KEY_NOTE_FOR`` s at
+    most and never past the ``Retry-After``). Until then, that key's requests to that provider's
+    routes (those ``proxy_action`` tags, nothing else) are answered here with the same problem
+    details and ``Retry-After`` — no request context, authentication, database, limiter or audit
+    row, so a flood of refused calls costs the server little and cannot delay the other orgs.
+    Only a key that authenticated and was refused itself is ever noted: another key, another org
+    or an unauthenticated caller is never answered from a note. What this skips is deliberate
+    (README, docs/decisions.md "Refused keys, before the app"): those answers are not audited
+    (the first refusal was), carry no ``X-RateLimit-*`` headers and do not count against the
+    org's own limit; a key revoked meanwhile gets 429 rather than 401 until its note ends.
+    """
+
+    def __init__(self, wsgi_app, app: Flask):
+        self.wsgi_app = wsgi_app
+        self.app = app
+        self._providers: dict[str, str] | None = None  # endpoint -> provider, once routes are final
+
+    def __call__(self, environ, start_response):
+        guard = self.app.extensions.get("upstream_guard")
+        if guard is not None and guard.noted_keys:
+            key = presented_key(environ.get("HTTP_AUTHORIZATION"), environ.get("HTTP_X_API_KEY"))
+            if key:
+                hashed = digest(key)
+                if guard.noted(hashed):
+                    provider = self.provider_of(environ)
+                    retry = guard.refused_key(hashed, provider) if provider else None
+                    if retry is not None:
+                        return self._refuse(environ, start_response, provider, retry)
+        return self.wsgi_app(environ, start_response)
+
+    def provider_of(self, environ) -> str | None:
+        """The provider of the ``proxy_action`` route this request would reach, or ``None``."""
+        if environ.get("REQUEST_METHOD") == "OPTIONS":
+            return None
+        if self._providers is None:
+            self._providers = {endpoint: view.proxy_provider for endpoint, view in self.app.view_functions.items()
+                               if getattr(view, "proxy_provider", None)}
+        try:
+            rule, _ = self.app.url_map.bind_to_environ(environ).match(return_rule=True)
+        except HTTPException:  # 404, 405, a redirect: the app answers those
+            return None
+        return self._providers.get(rule.endpoint)
+
+    @staticmethod
+    def _refuse(environ, start_response, provider: str, retry: int):
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        body = UpstreamRateLimited(provider, retry).body()
+        body.update(request_id=request_id, instance=f"urn:request:{request_id}")
+        data = json.dumps(body).encode()
+        start_response("429 TOO MANY REQUESTS", [
+            ("Content-Type", "application/problem+json"), ("Content-Length", str(len(data))),
+            ("Retry-After", str(retry)), ("X-Request-ID", request_id),
+        ])
+        return [data]
+
+
 def init_app(app: Flask) -> None:
     app.after_request(_write_proxy_audit)
+    app.wsgi_app = RefusedKeys(app.wsgi_app, app)

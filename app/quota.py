@@ -30,7 +30,11 @@ coordination beyond the shared record, and it never refuses an org that is alone
 **A flood stays cheap** (per process): an org refused by the budget is noted with its wait, and
 its next calls to that provider within the wait are refused by ``refuse_early`` (called by
 ``proxy_action`` before the integration lookup, the shared record and the audit row) — still
-counted as the org's demand. An org with ``org_concurrency`` calls in flight to one account and
+counted as the org's demand. Cheaper still, the API key that was refused is noted
+(``note_key``, by its SHA-256 digest, for at most ``KEY_NOTE_FOR`` s and never past the
+``Retry-After`` it was given);
+app/proxy.py's ``RefusedKeys`` answers that key's next calls to that provider's routes before
+Flask runs at all (no authentication, database, limiter or audit row), counted the same way. An org with ``org_concurrency`` calls in flight to one account and
 more than an even share of the account's calls in flight here is refused too
 (``TooManyInFlight``), so a slow provider cannot let one org hold every server thread.
 
@@ -69,6 +73,8 @@ STATE_TTL = 3600  # an account nobody calls for an hour is forgotten
 STALE = 60.0  # a reading with neither a refill rate nor a reset time is believed this long
 MAX_WAIT = 3600.0  # a provider's "wait" is believed up to an hour
 HEALTHY_FOR = 1.0  # a process trusts a healthy record this long without reading it again
+KEY_NOTE_FOR = 1.0  # a key refused by the budget is answered before the app this long (never past its Retry-After)
+MAX_NOTED_KEYS = 10_000  # per process; the oldest note is forgotten first
 
 
 @dataclass(frozen=True)
@@ -178,11 +184,17 @@ class TooManyInFlight(UpstreamRateLimited):
                        "progress; retry in 1 s.")
 
 
-def _refusal(provider: str, seconds: float) -> UpstreamRateLimited:
-    """429 with ``Retry-After`` rounded up; ``wait`` keeps the exact seconds (``Guard._refused``)."""
-    refused = UpstreamRateLimited(provider, math.ceil(seconds))
-    refused.wait = max(0.0, seconds)
-    return refused
+class BudgetRefusal(UpstreamRateLimited):
+    """429 ``upstream_rate_limited`` decided here, before sending: the account's budget cannot
+    take the call now. ``wait`` keeps the exact seconds (``Retry-After`` rounds them up)."""
+
+    def __init__(self, provider: str, seconds: float):
+        super().__init__(provider, math.ceil(seconds))
+        self.wait = max(0.0, seconds)
+
+
+def _refusal(provider: str, seconds: float) -> BudgetRefusal:
+    return BudgetRefusal(provider, seconds)
 
 
 @dataclass
@@ -216,6 +228,11 @@ class Guard:
         # (and while the calls admitted on it ask for less than its margin above LOW) in
         # this process, so a healthy account costs no Redis round trip at all (see the docstring).
         self._healthy: dict[str, tuple[float, dict, float]] = {}
+        # API key digest -> {provider: (until, retry until, account key, org)}: keys refused by
+        # the budget, answered before the app by app/proxy.py's RefusedKeys (``note_key``).
+        # Oldest first (a dict keeps insertion order; a key noted again moves to the end).
+        self.noted_keys: dict[str, dict[str, tuple[float, float, str, str]]] = {}
+        self.answered_early = 0  # requests answered from a key's note, for the log line
 
     def refuse_early(self, provider: str, org: str) -> None:
         """Raise 429 if the budget refused this org on this provider less than its Retry-After
@@ -227,8 +244,57 @@ class Guard:
             left = note[0] - now
             if left > 0:
                 self._count_refusal(note[1], org, now)
-                raise UpstreamRateLimited(provider, math.ceil(left))
+                raise _refusal(provider, left)
             self._refused.pop((provider, org), None)
+
+    def note_key(self, digest: str, provider: str, org: str, wait: float) -> None:
+        """Remember that the API key with this SHA-256 ``digest`` (authenticated, of ``org``) was
+        just refused by the budget for ``provider`` with ``wait`` seconds: for the next
+        ``KEY_NOTE_FOR`` seconds at most (never past the ``Retry-After`` it was given),
+        ``refused_key`` answers its calls
+        to that provider before the app runs. Only the org's own refusal is noted (``_refused``),
+        so no other key, and no other org, is ever refused by a note."""
+        refused = self._refused.get((provider, org))
+        if refused is None or wait <= 0:
+            return
+        now = self.clock()
+        with self._lock:
+            notes = self.noted_keys.pop(digest, None) or {}
+            if self.answered_early:
+                log.info("%s calls were answered 429 before the app from refused keys' notes", self.answered_early)
+                self.answered_early = 0
+            # Until the Retry-After the caller was given (whole seconds, at least 1: the header),
+            # not the exact wait — a budget hovering at its low mark gives waits of milliseconds,
+            # and a note that short would let nearly all of a flood through to the full path.
+            told = max(1, math.ceil(wait))
+            notes[provider] = (now + min(KEY_NOTE_FOR, told), now + told, refused[1], org)
+            self.noted_keys[digest] = notes
+            while len(self.noted_keys) > MAX_NOTED_KEYS:
+                del self.noted_keys[next(iter(self.noted_keys))]
+
+    def noted(self, digest: str) -> bool:
+        """Whether any note is held for this key digest (cheap: no clock, no lock)."""
+        return digest in self.noted_keys
+
+    def refused_key(self, digest: str, provider: str) -> int | None:
+        """``Retry-After`` seconds if this key's calls to ``provider`` are still refused by its
+        note (counted in the org's demand, as ``refuse_early`` counts them); else ``None``."""
+        notes = self.noted_keys.get(digest)
+        note = notes.get(provider) if notes else None
+        if note is None:
+            return None
+        now = self.clock()
+        if note[0] <= now:
+            with self._lock:
+                current = self.noted_keys.get(digest)
+                if current is not None and current.get(provider) is note:
+                    del current[provider]
+                    if not current:
+                        del self.noted_keys[digest]
+            return None
+        self._count_refusal(note[2], note[3], now)
+        self.answered_early += 1
+        return max(1, math.ceil(note[1] - now))
 
     def _count_refusal(self, key: str, org: str, now: float) -> None:
         """Count a call refused early in the window's demand, as ``read`` counts the others, so a
@@ -253,7 +319,7 @@ class Guard:
         now = self.clock()
         if note is not None and note[1] == key and note[0] > now:
             self._count_refusal(key, org, now)
-            raise UpstreamRateLimited(provider, math.ceil(note[0] - now))
+            raise _refusal(provider, note[0] - now)
         try:
             ticket = self._admit(provider, key, org, lease)
         except UpstreamRateLimited as refused:

@@ -31,6 +31,12 @@ Also per phase: the CPU seconds each process used (``/proc/<pid>/stat``) and the
 Reported per phase and org: requests, success rate (200), refusals by code, p50/p99 latency.
 The quiet org's figures in phase 2 against phase 1 are the result (target: success rate and
 p99 within 10 %).
+
+``--app-root PATH`` (repeatable) measures other checkouts of Switchboard (each with its own
+``.venv`` if it has one, its own emulator, database and record): with two, one invocation runs
+every block on both before the next block (their order alternating), so a before/after comparison
+shares the machine's drift — e.g. ``--app-root ../base --app-root .``. PostgreSQL databases after
+the first get ``_1``, ``_2``… appended to ``--database-url``'s name.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -200,13 +208,37 @@ def _summary(results: list, server: dict, name: str) -> dict:
     }
 
 
-def run(label: str, database_url: str, redis_url: str | None, args) -> dict:
+@dataclass
+class Rig:
+    """One Switchboard checkout under gunicorn, its own Shopify emulator (its own bucket), its own
+    database, two orgs: what one configuration's blocks run against."""
+
+    label: str
+    env: dict
+    app_port: int
+    app: subprocess.Popen
+    emulator: subprocess.Popen
+    quiet: str
+    flooder: str
+    access: Path
+    offset: int = 0
+
+
+def _python_bin(root: Path) -> Path:
+    """The checkout's own virtualenv when it has one (``--app-root``), else this interpreter's."""
+    own = root / ".venv" / "bin"
+    return own if (own / "gunicorn").exists() else BIN
+
+
+def start_rig(stack: ExitStack, label: str, root: Path, database_url: str, redis_url: str | None, args) -> Rig:
+    """Start the emulator and Switchboard from ``root`` (migrated, warmed up, two orgs)."""
+    bin_ = _python_bin(root)
     shopify_port, app_port = free_port(), free_port()
     shopify_url = f"http://127.0.0.1:{shopify_port}"
     app_url = f"http://127.0.0.1:{app_port}"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update({
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(root),
         "SANDBOX_SHOPIFY_TOKENS": json.dumps({"demo-store": TOKEN}),
         "SANDBOX_SHOPIFY_BUCKET_SIZE": str(args.bucket),
         "SANDBOX_SHOPIFY_RESTORE_RATE": str(args.restore),
@@ -226,61 +258,84 @@ def run(label: str, database_url: str, redis_url: str | None, args) -> dict:
         env["REDIS_URL"] = redis_url
     if database_url.startswith("postgresql"):
         ensure_database(database_url)
-        subprocess.run([str(BIN / "flask"), "db", "downgrade", "base"], env=env, cwd=ROOT, check=True, capture_output=True)
-    subprocess.run([str(BIN / "flask"), "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
-    tmp = Path(tempfile.mkdtemp(prefix="fairness-"))
-    access = tmp / "access.log"
+        subprocess.run([str(bin_ / "flask"), "db", "downgrade", "base"], env=env, cwd=root, check=True,
+                       capture_output=True)
+    subprocess.run([str(bin_ / "flask"), "db", "upgrade"], env=env, cwd=root, check=True, capture_output=True)
+    access = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fairness-"))) / "access.log"
     access.touch()
-    emulator = [str(BIN / "python"), "-m", "sandbox", "shopify", "--port", str(shopify_port)]
-    server = [str(BIN / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(args.threads),
+    emulator = [str(bin_ / "python"), "-m", "sandbox", "shopify", "--port", str(shopify_port)]
+    server = [str(bin_ / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(args.threads),
               "-b", f"127.0.0.1:{app_port}", "--keep-alive", "30", "--access-logfile", str(access),
               "--access-logformat", "%({x-bench-org}i)s %(s)s %(D)s", "benchmarks.shared_bucket_wsgi:app"]
-    url_path = f"/api/v1/shopify/products/{PRODUCT}"
-    flood_path = args.flood_path or url_path
-    phases: dict = {}
-    with (process(emulator, env, shopify_url + "/__sandbox__/received") as emu,
-          process(server, env, app_url + "/healthz") as app):
-        session = requests.Session()
-        stamp = uuid.uuid4().hex[:6]
-        quiet = _org(session, app_url, f"quiet-{stamp}", f"quiet-{stamp}")
-        flooder = _org(session, app_url, f"flood-{stamp}", f"flood-{stamp}")
-        for key in (quiet, flooder):  # warm-up: every worker's caches, both orgs
-            for _ in range(4 * workers):
-                session.get(app_url + url_path, headers={"Authorization": f"Bearer {key}"})
-        offset = _server_times(access, 0)[1]
+    emu = stack.enter_context(process(emulator, env, shopify_url + "/__sandbox__/received", cwd=root))
+    app = stack.enter_context(process(server, env, app_url + "/healthz", cwd=root))
+    session = requests.Session()
+    stamp = uuid.uuid4().hex[:6]
+    quiet = _org(session, app_url, f"quiet-{stamp}", f"quiet-{stamp}")
+    flooder = _org(session, app_url, f"flood-{stamp}", f"flood-{stamp}")
+    for key in (quiet, flooder):  # warm-up: every worker's caches, both orgs
+        for _ in range(4 * workers):
+            session.get(app_url + URL_PATH, headers={"Authorization": f"Bearer {key}"})
+    rig = Rig(label, {**env, "PYTHONPATH": str(ROOT)}, app_port, app, emu, quiet, flooder, access)
+    rig.offset = _server_times(access, 0)[1]
+    return rig
+
+
+URL_PATH = f"/api/v1/shopify/products/{PRODUCT}"
+
+
+def run(label: str, database_url: str, redis_url: str | None, args) -> list[dict]:
+    """One configuration, for every ``--app-root`` (one rig each), blocks interleaved across
+    them: block *b* runs on every rig before block *b + 1* starts (the rigs' order alternates)."""
+    roots = [Path(r).resolve() for r in args.app_root] or [ROOT]
+    flood_path = args.flood_path or URL_PATH
+    with ExitStack() as stack:
+        rigs = []
+        for n, root in enumerate(roots):
+            url = database_url if n == 0 or not database_url.startswith("postgresql") else f"{database_url}_{n}"
+            if url.startswith("sqlite:///"):
+                url = url.replace("bench.db", f"bench{n}.db")
+            name = label if len(roots) == 1 else f"{label} [{root.name}]"
+            rigs.append(start_rig(stack, name, root, url, redis_url, args))
         time.sleep(2 + args.bucket / args.restore)  # a full bucket to start
-        raw: dict = defaultdict(list)  # (condition, org) -> results
-        server: dict = defaultdict(lambda: defaultdict(list))  # condition -> access-log times
-        cpu: dict = defaultdict(lambda: defaultdict(float))
-        loads = []
+        raw: dict = defaultdict(lambda: defaultdict(list))  # rig -> (condition, org) -> results
+        server: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))  # rig -> condition -> times
+        cpu: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+        loads: dict = defaultdict(list)
         for block in range(2 * args.blocks):
             phase = ("alone", "flooded")[block % 2]
-            before = {"server": _cpu_seconds(app.pid), "emulator": _cpu_seconds(emu.pid)}
-            loads.append(_load())
-            start = time.time() + 2.0  # the generators' own start-up is over by then
-            drivers = {"quiet": _start_driver(app_port, url_path, quiet, "quiet", args.quiet_rate,
-                                              args.block_seconds, start, 8, env)}
-            if phase == "flooded":
-                drivers["flood"] = _start_driver(app_port, flood_path, flooder, "flood", args.flood_rate,
-                                                 args.block_seconds, start, args.flood_threads, env)
-            for name, driver in drivers.items():
-                raw[(phase, name)] += json.loads(driver.communicate()[0])
-                if phase == "alone":  # the noise floor: alone against alone, odd blocks vs even
-                    raw[(f"alone-{block // 2 % 2}", name)] += raw[(phase, name)][-int(args.quiet_rate * args.block_seconds):]
-            times, offset = _server_times(access, offset)
-            for key, values in times.items():
-                server[phase][key] += values
-            elapsed = time.time() - start
-            for name, pid in (("server", app.pid), ("emulator", emu.pid)):
-                cpu[phase][name] += (_cpu_seconds(pid) - before[name]) / elapsed / args.blocks
-            time.sleep(args.gap)  # the last answers, not counted in the next block
-        loads.append(_load())
-        for (phase, name), results in raw.items():
-            phases.setdefault(phase, {})[name] = _summary(results, server[phase.split("-")[0]], name)
+            for rig in (rigs if block // 2 % 2 == 0 else rigs[::-1]):
+                before = {"server": _cpu_seconds(rig.app.pid), "emulator": _cpu_seconds(rig.emulator.pid)}
+                loads[rig.label].append(_load())
+                start = time.time() + 2.0  # the generators' own start-up is over by then
+                drivers = {"quiet": _start_driver(rig.app_port, URL_PATH, rig.quiet, "quiet", args.quiet_rate,
+                                                  args.block_seconds, start, 8, rig.env)}
+                if phase == "flooded":
+                    drivers["flood"] = _start_driver(rig.app_port, flood_path, rig.flooder, "flood", args.flood_rate,
+                                                     args.block_seconds, start, args.flood_threads, rig.env)
+                mine = raw[rig.label]
+                for name, driver in drivers.items():
+                    mine[(phase, name)] += json.loads(driver.communicate()[0])
+                    if phase == "alone":  # the noise floor: alone against alone, odd blocks vs even
+                        mine[(f"alone-{block // 2 % 2}", name)] += mine[(phase, name)][-int(args.quiet_rate * args.block_seconds):]
+                times, rig.offset = _server_times(rig.access, rig.offset)
+                for key, values in times.items():
+                    server[rig.label][phase][key] += values
+                elapsed = time.time() - start
+                for name, pid in (("server", rig.app.pid), ("emulator", rig.emulator.pid)):
+                    cpu[rig.label][phase][name] += (_cpu_seconds(pid) - before[name]) / elapsed / args.blocks
+                time.sleep(args.gap)  # the last answers, not counted in the next block
+    results = []
+    for rig in rigs:
+        phases: dict = {}
+        loads[rig.label].append(_load())
+        for (phase, name), results_ in raw[rig.label].items():
+            phases.setdefault(phase, {})[name] = _summary(results_, server[rig.label][phase.split("-")[0]], name)
         for phase in ("alone", "flooded"):
-            phases[phase]["cpu"] = {k: round(v, 2) for k, v in cpu[phase].items()}
-        phases["load"] = loads
-    return {"label": label, **phases}
+            phases[phase]["cpu"] = {k: round(v, 2) for k, v in cpu[rig.label][phase].items()}
+        phases["load"] = loads[rig.label]
+        results.append({"label": rig.label, **phases})
+    return results
 
 
 def main() -> int:
@@ -308,6 +363,9 @@ def main() -> int:
                         help="an extra setting for Switchboard (repeatable)")
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL:NAME=VALUE,…",
                         help="also run with these settings, in the same invocation (repeatable)")
+    parser.add_argument("--app-root", action="append", default=[], metavar="PATH",
+                        help="measure the Switchboard checkout at PATH (its own .venv if it has one); "
+                             "repeat it to compare checkouts, blocks interleaved (default: this one)")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--database-url", default=PG_URL)
     parser.add_argument("--redis-url", default=REDIS_URL)
@@ -322,10 +380,10 @@ def main() -> int:
         args.app_env = base_env + settings
         if args.only in (None, "sqlite"):
             with tempfile.TemporaryDirectory() as tmp:
-                results.append(run("SQLite + memory" + suffix, f"sqlite:///{tmp}/bench.db", None, args))
+                results += run("SQLite + memory" + suffix, f"sqlite:///{tmp}/bench.db", None, args)
         if args.only in (None, "postgres"):
             if reachable("127.0.0.1", 5432) and reachable("127.0.0.1", 6379):
-                results.append(run("PostgreSQL + Redis" + suffix, args.database_url, args.redis_url, args))
+                results += run("PostgreSQL + Redis" + suffix, args.database_url, args.redis_url, args)
             else:
                 print("PostgreSQL or Redis not reachable on 127.0.0.1: skipped that configuration")
     if args.json:
@@ -358,6 +416,9 @@ def main() -> int:
         print(f"| {r['label']} | noise floor: alone (odd blocks) vs alone (even) | | | "
               f"{a1['success'] - a0['success']:+.1%} | {a1['p50'] / a0['p50']:.2f}× | {a1['p99'] / a0['p99']:.2f}× "
               f"| | | | | |")
+    for r in results:
+        extra = (r["flooded"]["cpu"]["server"] - r["alone"]["cpu"]["server"]) / args.flood_rate * 1e6
+        print(f"\n{r['label']}: the flood's server CPU, (flooded − alone) ÷ flood rate: {extra:.0f} µs per request")
     for r in results:
         print(f"\n{r['label']}: load average (1/5/15 min) before each block and at the end: "
               + "; ".join(r["load"]))

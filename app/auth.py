@@ -135,6 +135,7 @@ def org_required(view):
         authenticate_org()
         return limited(*args, **kwargs)
 
+    wrapper.org_limited = True  # what app/proxy.py's RefusedKeys may answer from a limit note
     return wrapper
 
 

@@ -280,6 +280,13 @@ _HTTP_CODES = {
 }
 
 
+def org_rate_limited(limit: str) -> SwitchboardError:
+    """429 ``rate_limited``: the org's own limit (app/ratelimit.py), e.g. ``limit`` = "60 per 1 minute"."""
+    error = SwitchboardError(f"Rate limit of {limit} for this organization exceeded.", code="rate_limited")
+    error.status, error.title = 429, _HTTP_TITLES[429]
+    return error
+
+
 def http_problem(exc: HTTPException):
     """Render a werkzeug HTTPException (including webargs' 422) as problem details."""
     data = getattr(exc, "data", None) or {}
@@ -289,10 +296,7 @@ def http_problem(exc: HTTPException):
         first = errors[0] if errors else _field_error((), "invalid")
         error: SwitchboardError = ValidationFailed(first["field"], first["message"], errors=errors)
     elif exc.code == 429:
-        error = SwitchboardError(
-            f"Rate limit of {exc.description} for this organization exceeded.", code="rate_limited"
-        )
-        error.status, error.title = 429, _HTTP_TITLES[429]
+        error = org_rate_limited(exc.description)
     else:
         error = SwitchboardError(exc.description, code=_HTTP_CODES.get(exc.code or 500, "http_error"))
         error.status = exc.code or 500

@@ -23,12 +23,13 @@ from functools import wraps
 import sqlalchemy as sa
 from flask import Flask, current_app, g
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from app import REQUEST_ID
 from app.audit import Action, record
 from app.auth import presented_key
 from app.errors import (AuditUnavailable, Conflict, ProviderNotConfigured, UpstreamAuthFailed,
-                        UpstreamRateLimited, problem)
+                        SwitchboardError, UpstreamRateLimited, org_rate_limited, problem)
 from app.extensions import autocommit, db
 from app.keys import digest
 from app.models import Integration
@@ -188,43 +189,66 @@ class RefusedKeys:
         self.wsgi_app = wsgi_app
         self.app = app
         self._providers: dict[str, str] | None = None  # endpoint -> provider, once routes are final
+        self._limited: frozenset[str] = frozenset()  # endpoints behind the org's limit (org_required)
 
     def __call__(self, environ, start_response):
         guard = self.app.extensions.get("upstream_guard")
-        if guard is not None and guard.noted_keys:
+        limits = self.app.extensions.get("limit_notes")
+        if (guard is not None and guard.noted_keys) or (limits is not None and limits.keys):
             key = presented_key(environ.get("HTTP_AUTHORIZATION"), environ.get("HTTP_X_API_KEY"))
             if key:
                 hashed = digest(key)
-                if guard.noted(hashed):
+                # The app's order: the org's limit (right after authentication), then the budget.
+                if limits is not None and hashed in limits.keys:
+                    refused = limits.refused(hashed)
+                    if refused is not None and self.endpoint_of(environ) in self._limited:
+                        headers, limit = refused
+                        return self._answer(environ, start_response, org_rate_limited(limit), headers)
+                if guard is not None and guard.noted(hashed):
                     provider = self.provider_of(environ)
                     retry = guard.refused_key(hashed, provider) if provider else None
                     if retry is not None:
                         return self._refuse(environ, start_response, provider, retry)
         return self.wsgi_app(environ, start_response)
 
-    def provider_of(self, environ) -> str | None:
-        """The provider of the ``proxy_action`` route this request would reach, or ``None``."""
+    def _routes(self) -> dict[str, str]:
+        if self._providers is None:
+            views = self.app.view_functions.items()
+            self._providers = {endpoint: view.proxy_provider for endpoint, view in views
+                               if getattr(view, "proxy_provider", None)}
+            self._limited = frozenset(endpoint for endpoint, view in views if getattr(view, "org_limited", False))
+        return self._providers
+
+    def endpoint_of(self, environ) -> str | None:
+        """The endpoint of the route this request would reach, or ``None`` (no route, OPTIONS)."""
         if environ.get("REQUEST_METHOD") == "OPTIONS":
             return None
-        if self._providers is None:
-            self._providers = {endpoint: view.proxy_provider for endpoint, view in self.app.view_functions.items()
-                               if getattr(view, "proxy_provider", None)}
+        self._routes()
         try:
             rule, _ = self.app.url_map.bind_to_environ(environ).match(return_rule=True)
         except HTTPException:  # 404, 405, a redirect: the app answers those
             return None
-        return self._providers.get(rule.endpoint)
+        return rule.endpoint
+
+    def provider_of(self, environ) -> str | None:
+        """The provider of the ``proxy_action`` route this request would reach, or ``None``."""
+        return self._routes().get(self.endpoint_of(environ))
+
+    @classmethod
+    def _refuse(cls, environ, start_response, provider: str, retry: int):
+        return cls._answer(environ, start_response, UpstreamRateLimited(provider, retry), {"Retry-After": str(retry)})
 
     @staticmethod
-    def _refuse(environ, start_response, provider: str, retry: int):
+    def _answer(environ, start_response, error: SwitchboardError, headers: dict):
+        """The app's problem details for ``error`` (app/errors.py ``problem``), written here."""
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        body = UpstreamRateLimited(provider, retry).body()
+        body = error.body()
         body.update(request_id=request_id, instance=f"urn:request:{request_id}")
         data = json.dumps(body).encode()
-        start_response("429 TOO MANY REQUESTS", [
+        start_response(f"{error.status} {HTTP_STATUS_CODES[error.status].upper()}", [
             ("Content-Type", "application/problem+json"), ("Content-Length", str(len(data))),
-            ("Retry-After", str(retry)), ("X-Request-ID", request_id),
+            *headers.items(), ("X-Request-ID", request_id),
         ])
         return [data]
 

@@ -96,11 +96,15 @@ def hit_org_limit() -> None:
     if count > item.amount:
         values["Retry-After"] = str(max(1, reset_at - int(time.time())))
         g.ratelimit_headers = values
+        if g.get("key_digest"):
+            current_app.extensions["limit_notes"].note(g.key_digest, expires_at, reset_at, item.amount, str(item),
+                                                       g.org.id)
         raise TooManyRequests(str(item))  # app/errors.py: 429 rate_limited, "Rate limit of 3 per 1 minute …"
     g.ratelimit_headers = values
 
 
-# ``limits``' own increment (start the window's expiry on its first hit), plus the TTL it now has:
+# ``limits``' own increment (start the window's expiry on its first hit), plus the TTL it now has
+# (in milliseconds, so that a limit note never outlasts its window):
 # the count and the window's end in one round trip. (A pipeline holding a script would add a
 # SCRIPT EXISTS round trip on every call; a script call loads itself once, on NOSCRIPT.)
 _INCR_TTL = """
@@ -108,7 +112,7 @@ local current = redis.call("incrby", KEYS[1], ARGV[2])
 if tonumber(current) == tonumber(ARGV[2]) then
     redis.call("expire", KEYS[1], ARGV[1])
 end
-return {current, redis.call("ttl", KEYS[1])}
+return {current, redis.call("pttl", KEYS[1])}
 """
 
 
@@ -119,8 +123,66 @@ def _count(storage, key: str, expiry: int) -> tuple[int, float]:
     """
     if isinstance(storage, RedisStorage):
         count, ttl = current_app.extensions["ratelimit_incr_ttl"](keys=[storage.prefixed_key(key)], args=[expiry, 1])
-        return int(count), max(int(ttl), 0) + time.time()
+        return int(count), max(int(ttl), 0) / 1000 + time.time()  # PTTL: milliseconds (a note ends with the window)
     return storage.incr(key, expiry), storage.get_expiry(key)
+
+
+NOTE_FOR = 1.0  # a key refused by its org's limit is answered before the app this long (never past the window)
+MAX_NOTES = 10_000  # per process; the oldest note is forgotten first
+
+
+class LimitNotes:
+    """API keys their org's limit refused a moment ago, by SHA-256 digest: app/proxy.py's
+    ``RefusedKeys`` answers their next requests to org endpoints with the same 429 before Flask
+    runs — no authentication, database or limiter round trip — for ``NOTE_FOR`` s at most and
+    never past the end of the window that refused them, so an org flooding past its limit costs
+    the server little. Only the refused key is noted: another key of the same org takes the
+    app's path (and is refused there while the org is over its limit). The requests answered
+    from a note are not counted (the window is spent already: counting them would change no
+    answer) and are not audited (nor is the app's own ``rate_limited`` answer)."""
+
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        # digest -> (until, reset at, limit, "60 per 1 minute", org id)
+        self.keys: dict[str, tuple[float, int, int, str, object]] = {}
+        self._lock = threading.Lock()
+
+    def note(self, digest: str, window_ends: float, reset_at: int, amount: int, limit: str, org) -> None:
+        now = self.clock()
+        until = min(now + NOTE_FOR, window_ends)
+        if until <= now:
+            return
+        with self._lock:
+            self.keys.pop(digest, None)  # a key noted again moves to the end
+            self.keys[digest] = (until, reset_at, amount, limit, org)
+            while len(self.keys) > MAX_NOTES:
+                del self.keys[next(iter(self.keys))]
+
+    def forget(self, *, org=None, digest: str | None = None) -> None:
+        """Drop the notes of an org whose limit or status the admin changed, or of a revoked key
+        (in this process: the others' notes end within ``NOTE_FOR`` s)."""
+        with self._lock:
+            for noted in [d for d, note in self.keys.items() if d == digest or (org is not None and note[4] == org)]:
+                del self.keys[noted]
+
+    def refused(self, digest: str) -> tuple[dict, str] | None:
+        """(the 429's headers, the limit's text) while this key's note lasts; else ``None``."""
+        note = self.keys.get(digest)
+        if note is None:
+            return None
+        now = self.clock()
+        if note[0] <= now:
+            with self._lock:
+                if self.keys.get(digest) is note:
+                    del self.keys[digest]
+            return None
+        until, reset_at, amount, limit, _ = note
+        return {
+            "X-RateLimit-Limit": str(amount),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(reset_at),
+            "Retry-After": str(max(1, reset_at - int(now))),
+        }, limit
 
 
 def org_limited(view):
@@ -146,6 +208,7 @@ def _headers(response):
 def init_app(app: Flask) -> None:
     storage = storage_from_string(app.config["RATELIMIT_STORAGE_URI"], **app.config["RATELIMIT_STORAGE_OPTIONS"])
     app.extensions["ratelimit"] = FixedWindowRateLimiter(storage)
+    app.extensions["limit_notes"] = LimitNotes()
     if isinstance(storage, RedisStorage):
         app.extensions["ratelimit_incr_ttl"] = storage.get_connection().register_script(_INCR_TTL)
     app.after_request(_headers)

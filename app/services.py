@@ -75,6 +75,7 @@ def update_org(org: Organization, changes: dict, *, actor: str) -> Organization:
     record(Action.ORG_UPDATED, organization_id=org.id, actor=actor, target=org.slug,
            detail={"fields": sorted(changes)})
     db.session.commit()
+    current_app.extensions["limit_notes"].forget(org=org.id)  # a new limit or status applies at once
     return org
 
 
@@ -131,6 +132,11 @@ def revoke_key(key_id: str, *, actor: str, org: Organization | None = None) -> A
         record(Action.KEY_REVOKED, organization_id=api_key.organization_id, actor=actor,
                target=str(api_key.id), detail={"prefix": api_key.prefix})
         db.session.commit()
+    # A revoked key is refused as revoked (401) at once, not from a refusal's note (in this process).
+    current_app.extensions["limit_notes"].forget(digest=api_key.key_hash)
+    guard = current_app.extensions.get("upstream_guard")
+    if guard is not None:
+        guard.noted_keys.pop(api_key.key_hash, None)
     return api_key
 
 

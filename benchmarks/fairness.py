@@ -138,9 +138,14 @@ def drive(args) -> int:
     return 0
 
 
+def _pinned(cpus: str | None) -> list[str]:
+    """``taskset -c CPUS`` in front of a command, or nothing (``--server-cpus`` / ``--client-cpus``)."""
+    return ["taskset", "-c", cpus] if cpus else []
+
+
 def _start_driver(app_port: int, path: str, key: str, name: str, rate: float, seconds: float, start: float,
-                  threads: int, env: dict) -> subprocess.Popen:
-    command = [str(BIN / "python"), "-m", "benchmarks.fairness", "drive", "--host", "127.0.0.1",
+                  threads: int, env: dict, cpus: str | None = None) -> subprocess.Popen:
+    command = [*_pinned(cpus), str(BIN / "python"), "-m", "benchmarks.fairness", "drive", "--host", "127.0.0.1",
                "--port", str(app_port), "--path", path, "--name", name, "--rate", str(rate),
                "--seconds", str(seconds), "--start", repr(start), "--threads", str(threads)]
     return subprocess.Popen(command, env={**env, "BENCH_DRIVE_KEY": key}, cwd=ROOT, stdout=subprocess.PIPE,
@@ -263,8 +268,8 @@ def start_rig(stack: ExitStack, label: str, root: Path, database_url: str, redis
     subprocess.run([str(bin_ / "flask"), "db", "upgrade"], env=env, cwd=root, check=True, capture_output=True)
     access = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fairness-"))) / "access.log"
     access.touch()
-    emulator = [str(bin_ / "python"), "-m", "sandbox", "shopify", "--port", str(shopify_port)]
-    server = [str(bin_ / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(args.threads),
+    emulator = [*_pinned(args.client_cpus), str(bin_ / "python"), "-m", "sandbox", "shopify", "--port", str(shopify_port)]
+    server = [*_pinned(args.server_cpus), str(bin_ / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(args.threads),
               "-b", f"127.0.0.1:{app_port}", "--keep-alive", "30", "--access-logfile", str(access),
               "--access-logformat", "%({x-bench-org}i)s %(s)s %(D)s", "benchmarks.shared_bucket_wsgi:app"]
     emu = stack.enter_context(process(emulator, env, shopify_url + "/__sandbox__/received", cwd=root))
@@ -282,6 +287,7 @@ def start_rig(stack: ExitStack, label: str, root: Path, database_url: str, redis
 
 
 URL_PATH = f"/api/v1/shopify/products/{PRODUCT}"
+PHASES = ("alone", "flooded", "neighbour")
 
 
 def run(label: str, database_url: str, redis_url: str | None, args) -> list[dict]:
@@ -302,22 +308,33 @@ def run(label: str, database_url: str, redis_url: str | None, args) -> list[dict
         server: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))  # rig -> condition -> times
         cpu: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
         loads: dict = defaultdict(list)
-        for block in range(2 * args.blocks):
-            phase = ("alone", "flooded")[block % 2]
-            for rig in (rigs if block // 2 % 2 == 0 else rigs[::-1]):
+        served: dict = {}  # rig -> the flood's served calls per second in its last flooded block
+        conditions = PHASES if args.neighbour else PHASES[:2]
+        for block in range(len(conditions) * args.blocks):
+            phase, round_ = conditions[block % len(conditions)], block // len(conditions)
+            for rig in (rigs if round_ % 2 == 0 else rigs[::-1]):
                 before = {"server": _cpu_seconds(rig.app.pid), "emulator": _cpu_seconds(rig.emulator.pid)}
                 loads[rig.label].append(_load())
                 start = time.time() + 2.0  # the generators' own start-up is over by then
                 drivers = {"quiet": _start_driver(rig.app_port, URL_PATH, rig.quiet, "quiet", args.quiet_rate,
-                                                  args.block_seconds, start, 8, rig.env)}
+                                                  args.block_seconds, start, 8, rig.env, args.client_cpus)}
                 if phase == "flooded":
                     drivers["flood"] = _start_driver(rig.app_port, flood_path, rig.flooder, "flood", args.flood_rate,
-                                                     args.block_seconds, start, args.flood_threads, rig.env)
+                                                     args.block_seconds, start, args.flood_threads, rig.env,
+                                                     args.client_cpus)
+                elif phase == "neighbour" and served.get(rig.label):
+                    # the same org, sending only what the budget let its flood through: the
+                    # served load without the refused excess
+                    drivers["flood"] = _start_driver(rig.app_port, URL_PATH, rig.flooder, "flood", served[rig.label],
+                                                     args.block_seconds, start, 8, rig.env, args.client_cpus)
                 mine = raw[rig.label]
                 for name, driver in drivers.items():
-                    mine[(phase, name)] += json.loads(driver.communicate()[0])
-                    if phase == "alone":  # the noise floor: alone against alone, odd blocks vs even
-                        mine[(f"alone-{block // 2 % 2}", name)] += mine[(phase, name)][-int(args.quiet_rate * args.block_seconds):]
+                    results_ = json.loads(driver.communicate()[0])
+                    mine[(phase, name)] += results_
+                    if phase == "flooded" and name == "flood":
+                        served[rig.label] = round(sum(r[3] == 200 for r in results_) / args.block_seconds, 1)
+                    if phase == "alone":  # the noise floor: alone against alone, odd rounds vs even
+                        mine[(f"alone-{round_ % 2}", name)] += results_
                 times, rig.offset = _server_times(rig.access, rig.offset)
                 for key, values in times.items():
                     server[rig.label][phase][key] += values
@@ -331,8 +348,9 @@ def run(label: str, database_url: str, redis_url: str | None, args) -> list[dict
         loads[rig.label].append(_load())
         for (phase, name), results_ in raw[rig.label].items():
             phases.setdefault(phase, {})[name] = _summary(results_, server[rig.label][phase.split("-")[0]], name)
-        for phase in ("alone", "flooded"):
-            phases[phase]["cpu"] = {k: round(v, 2) for k, v in cpu[rig.label][phase].items()}
+        for phase in PHASES:
+            if phase in phases:
+                phases[phase]["cpu"] = {k: round(v, 2) for k, v in cpu[rig.label][phase].items()}
         phases["load"] = loads[rig.label]
         results.append({"label": rig.label, **phases})
     return results
@@ -353,6 +371,12 @@ def main() -> int:
     parser.add_argument("--flood-rate", type=float, default=100)
     parser.add_argument("--flood-threads", type=int, default=32)
     parser.add_argument("--flood-path", help="the flood's path (default: the same product lookup)")
+    parser.add_argument("--neighbour", action=argparse.BooleanOptionalAction, default=True,
+                        help="a third condition per round: the other org sending only what its flood got "
+                             "served in the round's flooded block (the served load without the excess)")
+    parser.add_argument("--server-cpus", metavar="CPUS", help="pin gunicorn to these CPUs (taskset -c), e.g. 1")
+    parser.add_argument("--client-cpus", metavar="CPUS",
+                        help="pin the load generators and the emulator to these CPUs, e.g. 0")
     parser.add_argument("--bucket", type=int, default=2000)
     parser.add_argument("--restore", type=int, default=200)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_PROCESSES", 1)))
@@ -388,17 +412,23 @@ def main() -> int:
                 print("PostgreSQL or Redis not reachable on 127.0.0.1: skipped that configuration")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
-    print(f"\nfairness: {args.blocks} × ({args.block_seconds:g} s alone, {args.block_seconds:g} s flooded), "
-          f"interleaved; quiet {args.quiet_rate:g}/s, flood {args.flood_rate:g}/s to "
+    blocks = f"{args.block_seconds:g} s alone, {args.block_seconds:g} s flooded"
+    if args.neighbour:
+        blocks += f", {args.block_seconds:g} s neighbour"
+    pinned = f"; server on CPU {args.server_cpus}" if args.server_cpus else ""
+    if args.client_cpus:
+        pinned += f", load generators and emulator on CPU {args.client_cpus}"
+    print(f"\nfairness: {args.blocks} × ({blocks}), "
+          f"interleaved{pinned}; quiet {args.quiet_rate:g}/s, flood {args.flood_rate:g}/s to "
           f"{args.flood_path or 'the same product'}, bucket {args.bucket} points refilled {args.restore}/s, "
           f"gunicorn {args.workers}×{args.threads} threads; ms from due time (client) and in the server\n")
     print("| configuration | phase | org | requests | success | p50 | p99 | late p99 | server p50 | server p99 "
           "| refused (server p50 of refusals) | CPU/s server, emulator |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        for phase in ("alone", "flooded"):
+        for phase in PHASES:
             for org in ("quiet", "flood"):
-                s = r[phase].get(org)
+                s = r.get(phase, {}).get(org)
                 if s is None:
                     continue
                 refused = json.dumps(s["refused"]) if s["refused"] else "—"
@@ -408,14 +438,18 @@ def main() -> int:
                 print(f"| {r['label']} | {phase} | {org} | {s['requests']} | {s['success']:.1%} | {s['p50']:.2f} | "
                       f"{s['p99']:.2f} | {s['late_p99']:.2f} | {s['server_p50']:.2f} | {s['server_p99']:.2f} | "
                       f"{refused} | {cpu['server']}, {cpu['emulator']} |")
-        a, f = r["alone"]["quiet"], r["flooded"]["quiet"]
-        a0, a1 = r["alone-0"]["quiet"], r["alone-1"]["quiet"]
-        print(f"| {r['label']} | **quiet: flooded vs alone** | | | {f['success'] - a['success']:+.1%} | "
-              f"{f['p50'] / a['p50']:.2f}× | **{f['p99'] / a['p99']:.2f}×** | | {f['server_p50'] / a['server_p50']:.2f}× "
-              f"| {f['server_p99'] / a['server_p99']:.2f}× | | |")
-        print(f"| {r['label']} | noise floor: alone (odd blocks) vs alone (even) | | | "
-              f"{a1['success'] - a0['success']:+.1%} | {a1['p50'] / a0['p50']:.2f}× | {a1['p99'] / a0['p99']:.2f}× "
-              f"| | | | | |")
+        for test, base in (("flooded", "alone"), ("neighbour", "alone"), ("flooded", "neighbour")):
+            if "quiet" not in r.get(test, {}) or "quiet" not in r.get(base, {}):
+                continue
+            f, a = r[test]["quiet"], r[base]["quiet"]
+            print(f"| {r['label']} | **quiet: {test} vs {base}** | | | {f['success'] - a['success']:+.1%} | "
+                  f"{f['p50'] / a['p50']:.2f}× | **{f['p99'] / a['p99']:.2f}×** | | {f['server_p50'] / a['server_p50']:.2f}× "
+                  f"| {f['server_p99'] / a['server_p99']:.2f}× | | |")
+        if "alone-1" in r:  # two rounds at least
+            a0, a1 = r["alone-0"]["quiet"], r["alone-1"]["quiet"]
+            print(f"| {r['label']} | noise floor: alone (odd rounds) vs alone (even) | | | "
+                  f"{a1['success'] - a0['success']:+.1%} | {a1['p50'] / a0['p50']:.2f}× | {a1['p99'] / a0['p99']:.2f}× "
+                  f"| | | | | |")
     for r in results:
         extra = (r["flooded"]["cpu"]["server"] - r["alone"]["cpu"]["server"]) / args.flood_rate * 1e6
         print(f"\n{r['label']}: the flood's server CPU, (flooded − alone) ÷ flood rate: {extra:.0f} µs per request")

@@ -210,6 +210,9 @@ def _summary(results: list, server: dict, name: str) -> dict:
         "server_p99": percentile(served, 0.99) if served else float("nan"),
         "refused_server_p50": statistics.median(refused) if refused else float("nan"),
         "refused": dict(codes),
+        # when, in its block, each of the slowest 1 % of served requests was due (seconds)
+        "tail_due": sorted(r[0] for r in sorted((r for r in results if r[3] == 200), key=lambda r: -r[2])
+                           [:max(1, len(latencies) // 100)]) if latencies else [],
     }
 
 
@@ -450,6 +453,11 @@ def main() -> int:
             print(f"| {r['label']} | noise floor: alone (odd rounds) vs alone (even) | | | "
                   f"{a1['success'] - a0['success']:+.1%} | {a1['p50'] / a0['p50']:.2f}× | {a1['p99'] / a0['p99']:.2f}× "
                   f"| | | | | |")
+    for r in results:
+        for phase in PHASES[1:]:
+            if "quiet" in r.get(phase, {}):
+                due = ", ".join(f"{t:.1f}" for t in r[phase]["quiet"]["tail_due"])
+                print(f"\n{r['label']}: the quiet org's slowest 1 % in the {phase} blocks were due {due} s into their block")
     for r in results:
         extra = (r["flooded"]["cpu"]["server"] - r["alone"]["cpu"]["server"]) / args.flood_rate * 1e6
         print(f"\n{r['label']}: the flood's server CPU, (flooded − alone) ÷ flood rate: {extra:.0f} µs per request")

@@ -16,3 +16,4 @@ def test_summary_counts_refusals_and_reads_server_times(tmp_path):
     assert summary["requests"] == 3 and round(summary["success"], 3) == 0.667
     assert summary["p50"] == 25.0 and summary["refused"] == {"upstream_rate_limited": 1}
     assert summary["late_p99"] == 5.0 and summary["server_p50"] == 13.0
+    assert summary["tail_due"] == [0.1]  # the slowest served request was due 0.1 s into its block

@@ -48,8 +48,9 @@ only while the calls admitted on it ask for less than its margin above ``LOW`` â
 no Redis round trip; otherwise one pipelined round trip reads it and counts this org's call.
 The answer is written back only when it matters (the budget is tight or was, a wait was given,
 the breaker moved, the record is new), and such a write makes the process read again. So a
-healthy account costs about one round trip per process per second; calls are counted for
-fairness only while the account is contested, which is when fairness applies.
+healthy account costs about one round trip per process per second; the calls admitted on a
+trusted record are counted for fairness all the same, in memory, and ride along with the
+process's next read (no round trip of their own).
 """
 
 from __future__ import annotations
@@ -350,6 +351,12 @@ class Guard:
             # Spend the margin this process was given: a flood cannot run the bucket down
             # unseen for a whole HEALTHY_FOR (it is read again once the margin is spent).
             self._healthy[key] = (cached[0], state, cached[2] - max(1.0, state.get("need", 1.0)))
+            # Counted all the same, riding along with this process's next read: otherwise an org
+            # that spent the bucket on a healthy record would look light the moment it runs low,
+            # and the org that used little while it was contested would be refused first.
+            with self._lock:
+                count, since = self._pending.get((key, org), (0, now))
+                self._pending[(key, org)] = (count + 1, since)
         else:
             # Early refusals not yet counted in the shared window ride along with this read, so
             # whoever reads next sees the flooder's demand (memory counts them at once).

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -137,6 +138,40 @@ def test_fair_share_policy(make_app, store_kind):
     guard.record(guard.admit("klaviyo", "AbC123", "quiet"), Reading(limit=100, remaining=0, reset=30), False)
     with pytest.raises(UpstreamRateLimited):
         guard.admit("klaviyo", "AbC123", "quiet")
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "redis"])
+def test_calls_served_on_a_healthy_record_count_as_the_orgs_use(make_app, store_kind):
+    """The busy org spent the bucket while the record was healthy (served without reading it);
+    when it runs low, the busy org is the heavy one, not the quiet org whose few calls were
+    counted while the account was contested a moment ago."""
+    app = make_app()
+    store = app.extensions["upstream_guard"].store
+    if store_kind == "memory":
+        store = MemoryStore()
+    elif app.extensions.get("redis") is None:
+        pytest.skip("needs REDIS_URL")
+    account = f"Acct{uuid.uuid4().hex[:8]}"
+
+    class Clock:
+        now = (time.time() // 10) * 10 + 1.0  # early in a window: the 6 s below stay in it
+
+        def __call__(self):
+            return self.now
+
+    clock = Clock()
+    guard = Guard(store, clock=clock)
+    for left in (45, 44, 43):  # contested: the quiet org's three calls are counted
+        guard.record(guard.admit("klaviyo", account, "quiet"), Reading(limit=100, remaining=left, refill=10), False)
+    clock.now += 6  # refilled: healthy, and trusted by the process without reading it again
+    for _ in range(12):
+        guard.record(guard.admit("klaviyo", account, "busy"), Reading(limit=100, remaining=90, refill=10), False)
+    guard.record(guard.admit("klaviyo", account, "busy"), Reading(limit=100, remaining=40, refill=10), False)
+    guard.admit("klaviyo", account, "quiet")  # its 4th call against the busy org's 13: served
+    from app.errors import UpstreamRateLimited
+
+    with pytest.raises(UpstreamRateLimited):
+        guard.admit("klaviyo", account, "busy")
 
 
 def _shared_bucket(make_app, emulator, store_kind, **env):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 
 import pytest
@@ -285,3 +286,19 @@ def twilio_env(emulator) -> dict[str, str]:
             "TWILIO_API_URL": emulator.url, "TWILIO_MESSAGING_URL": emulator.url,
             # Nothing listens on port 9: the emulator's status callbacks are refused at once.
             "PUBLIC_BASE_URL": "http://127.0.0.1:9"}
+
+
+class Clock:
+    """A clock the test moves by hand (``frozen.now += …``): a guard's or a note's moment passes
+    without waiting."""
+
+    def __init__(self, now: float | None = None):
+        self.now = time.time() if now is None else now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def frozen():
+    return Clock()

@@ -6,7 +6,6 @@ a moment passes, and never after the admin changed the org or revoked the key.
 The notes' clock is the test's where a note's end is checked (``frozen``): moved by hand, not waited.
 """
 
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -16,19 +15,6 @@ from app.keys import digest
 from app.ratelimit import MAX_NOTES, NOTE_FOR, LimitNotes
 
 INTEGRATIONS = "/api/v1/integrations"
-
-
-class Clock:
-    def __init__(self):
-        self.now = time.time()
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def frozen():
-    return Clock()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from app.outbound import Outbound, Target
 from app.quota import IETF_RATELIMIT, Guard, MemoryStore, Reading, header_signals
 from sandbox.server import serve
 from sandbox.shopify import ShopifyEmulator
-from tests.conftest import SHOPIFY_TOKENS, org_headers
+from tests.conftest import SHOPIFY_TOKENS, Clock, org_headers
 
 MUG = "8915061031187"
 PRODUCT = f"/api/v1/shopify/products/{MUG}"
@@ -111,15 +111,19 @@ def test_orgs_sharing_one_budget_the_one_above_its_share_is_refused_first(make_a
     assert all(codes == [200] for who, codes in results if who == "quiet"), results
 
 
+def _store(make_app, store_kind):
+    """A fresh memory store, or the app's Redis store (skipped without REDIS_URL)."""
+    if store_kind == "memory":
+        return MemoryStore()
+    app = make_app()
+    if app.extensions.get("redis") is None:
+        pytest.skip("needs REDIS_URL")
+    return app.extensions["upstream_guard"].store
+
+
 @pytest.mark.parametrize("store_kind", ["memory", "redis"])
 def test_fair_share_policy(make_app, store_kind):
-    app = make_app()
-    store = app.extensions["upstream_guard"].store
-    if store_kind == "memory":
-        store = MemoryStore()
-    elif app.extensions.get("redis") is None:
-        pytest.skip("needs REDIS_URL")
-    guard = Guard(store)
+    guard = Guard(_store(make_app, store_kind))
     for left in range(49, 40, -1):  # below half the bucket: the account is contested
         guard.record(guard.admit("klaviyo", "AbC123", "busy"), Reading(limit=100, remaining=left, reset=30), False)
     # The org that made 9 of the window's 10 calls is refused first ...
@@ -145,22 +149,9 @@ def test_calls_served_on_a_healthy_record_count_as_the_orgs_use(make_app, store_
     """The busy org spent the bucket while the record was healthy (served without reading it);
     when it runs low, the busy org is the heavy one, not the quiet org whose few calls were
     counted while the account was contested a moment ago."""
-    app = make_app()
-    store = app.extensions["upstream_guard"].store
-    if store_kind == "memory":
-        store = MemoryStore()
-    elif app.extensions.get("redis") is None:
-        pytest.skip("needs REDIS_URL")
     account = f"Acct{uuid.uuid4().hex[:8]}"
-
-    class Clock:
-        now = (time.time() // 10) * 10 + 1.0  # early in a window: the 6 s below stay in it
-
-        def __call__(self):
-            return self.now
-
-    clock = Clock()
-    guard = Guard(store, clock=clock)
+    clock = Clock((time.time() // 10) * 10 + 1.0)  # early in a window: the 6 s below stay in it
+    guard = Guard(_store(make_app, store_kind), clock=clock)
     for left in (45, 44, 43):  # contested: the quiet org's three calls are counted
         guard.record(guard.admit("klaviyo", account, "quiet"), Reading(limit=100, remaining=left, refill=10), False)
     clock.now += 6  # refilled: healthy, and trusted by the process without reading it again

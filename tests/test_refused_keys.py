@@ -5,7 +5,6 @@ only that key, only that provider, only for a moment — through the API, the em
 The guard's clock is the test's (``frozen``): the moment a note lasts is moved by hand, not waited.
 """
 
-import time
 
 import pytest
 
@@ -16,19 +15,6 @@ from tests.conftest import org_headers
 from tests.test_quota import PRODUCT, _shared_bucket, connect, graphql_calls, small_bucket  # noqa: F401
 
 REFUSED = "upstream_rate_limited"
-
-
-class Clock:
-    def __init__(self):
-        self.now = time.time()
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def frozen():
-    return Clock()
 
 
 def _flood_until_refused(client, headers, limit=10):

@@ -1,14 +1,18 @@
-"""Per-org rate limits: one fixed-window counter per org, shared by every org endpoint.
+"""Per-org rate limits: one cell per org (GCRA, a token bucket), shared by every org endpoint.
 
 The limit is the org's own override (``organizations.rate_limit``, set by the admin) or
 ``ORG_RATE_LIMIT``. The key is the org id taken from the authenticated key, never from the
 request. Storage is memory for one process and Redis (``REDIS_URL``) for several.
 
-Built on ``limits`` directly (its fixed-window strategy and storages), not through Flask-Limiter's
-request hooks: those evaluated every request twice (a ``before_request`` pass over global limits
-we do not have, then the decorator's pass), about a tenth of a proxied request's CPU. Here a
-request to an org endpoint costs one counter increment and one read of the window's expiry (one
-Redis round trip for both), done right after authentication and **before the view**: a storage
+``60/minute`` admits one call a second, with a burst of 60 for an org that was idle: an org that
+keeps asking is admitted evenly, never a fresh burst at the start of each window (what a fixed
+window did: all of a flooding org's calls for the second arrived in its first fifth, and the
+other orgs' calls queued behind them). The rate strings are ``limits``' (parsed by it); its
+storages hold the memory or Redis connection (and its fixed window still caps the audit of
+failed authentications, app/auth.py). Not through Flask-Limiter's request hooks: those
+evaluated every request twice, about a tenth of a proxied request's CPU. Here a request to an
+org endpoint costs one read-decide-write of its cell (one Redis round trip), done right after
+authentication and **before the view**: a storage
 failure (503 ``shared_state_unavailable``) refuses the request before anything happened — no
 provider call, no audit row — and the ``X-RateLimit-*`` headers are written afterwards from that
 snapshot without touching storage again, so they can never contradict an audited outcome.
@@ -20,6 +24,7 @@ Shopify 429) is never overwritten.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import weakref
@@ -78,56 +83,101 @@ def strategy() -> FixedWindowRateLimiter:
 
 
 def hit_org_limit() -> None:
-    """Count this request against ``g.org``'s limit; 429 ``rate_limited`` past it.
+    """Spend one of ``g.org``'s allowance; 429 ``rate_limited`` when none is left.
 
-    Reads the window (remaining, reset) at once and keeps it in ``g`` for the headers.
+    Reads the cell's state at once and keeps the headers in ``g``.
     """
     config = current_app.config
     item = _item(g.org.rate_limit or config["ORG_RATE_LIMIT"])
-    # The key Flask-Limiter's shared limit used (prefix, key, scope): counters survive a deploy.
-    key = item.key_for(config["RATELIMIT_KEY_PREFIX"], f"org:{g.org.id}", ORG_SCOPE)
-    count, expires_at = _count(strategy().storage, key, item.get_expiry())
-    reset_at = int(expires_at + 1)
-    values = {
+    # One cell per org and limit: a new limit from the admin starts with its whole allowance.
+    key = item.key_for(config["RATELIMIT_KEY_PREFIX"], f"org:{g.org.id}", CELL_SCOPE)
+    period = item.get_expiry() * 1_000_000
+    interval = max(1, period // item.amount)  # a microsecond at least (the regex allows 999999999/second)
+    cells = current_app.extensions["org_cells"]
+    now = cells.clock()
+    allowed, ahead = cells.take(key, round(now * 1_000_000), interval, period)
+    if allowed:
+        g.ratelimit_headers = {
+            "X-RateLimit-Limit": str(item.amount),
+            "X-RateLimit-Remaining": str(min(item.amount, (period - ahead) // interval)),
+            "X-RateLimit-Reset": str(math.ceil(now + ahead / 1_000_000)),
+        }
+        return
+    wait = (ahead + interval - period) / 1_000_000  # until the cell admits one more call
+    reset_at = math.ceil(now + ahead / 1_000_000)
+    g.ratelimit_headers = {
         "X-RateLimit-Limit": str(item.amount),
-        "X-RateLimit-Remaining": str(max(0, item.amount - count)),
+        "X-RateLimit-Remaining": "0",
         "X-RateLimit-Reset": str(reset_at),
+        "Retry-After": str(max(1, math.ceil(wait))),
     }
-    if count > item.amount:
-        values["Retry-After"] = str(max(1, reset_at - int(time.time())))
-        g.ratelimit_headers = values
-        if g.get("key_digest"):
-            current_app.extensions["limit_notes"].note(g.key_digest, expires_at, reset_at, item.amount, str(item),
-                                                       g.org.id)
-        raise TooManyRequests(str(item))  # app/errors.py: 429 rate_limited, "Rate limit of 3 per 1 minute …"
-    g.ratelimit_headers = values
+    if g.get("key_digest"):
+        current_app.extensions["limit_notes"].note(g.key_digest, now + wait, reset_at, item.amount, str(item),
+                                                   g.org.id)
+    raise TooManyRequests(str(item))  # app/errors.py: 429 rate_limited, "Rate limit of 3 per 1 minute …"
 
 
-# ``limits``' own increment (start the window's expiry on its first hit), plus the TTL it now has
-# (in milliseconds, so that a limit note never outlasts its window):
-# the count and the window's end in one round trip. (A pipeline holding a script would add a
-# SCRIPT EXISTS round trip on every call; a script call loads itself once, on NOSCRIPT.)
-_INCR_TTL = """
-local current = redis.call("incrby", KEYS[1], ARGV[2])
-if tonumber(current) == tonumber(ARGV[2]) then
-    redis.call("expire", KEYS[1], ARGV[1])
+# The org limit is a GCRA cell (a token bucket kept as one number): ``amount`` calls per
+# ``period`` means one call every ``interval = period / amount``, with a burst of ``amount``.
+# The cell holds the theoretical arrival time (TAT): when the org's allowance would be whole
+# again. A call is admitted when TAT + interval lies at most a period ahead of now; it moves TAT
+# on by one interval. So an idle org may send its whole allowance at once, and an org that keeps
+# asking is admitted once per interval — evenly, not a fresh burst at each window's start.
+# Times are integer microseconds (exact: 7 per second admits exactly 7 in a burst).
+CELL_SCOPE = "org-cell"
+
+# Redis: read, decide and write in one round trip; the caller's clock (as ``limits``' moving
+# window does), so that every process and the tests agree on "now". Returns {admitted, TAT - now}.
+_TAKE = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+local tat = math.max(tonumber(redis.call("get", KEYS[1]) or "0"), now)
+if tat + interval - now > period then
+    return {0, tat - now}
 end
-return {current, redis.call("pttl", KEYS[1])}
+redis.call("set", KEYS[1], string.format("%.0f", tat + interval), "px", math.ceil((tat + interval - now) / 1000))
+return {1, tat + interval - now}
 """
 
 
-def _count(storage, key: str, expiry: int) -> tuple[int, float]:
-    """Increment the window's counter; (the count after it, when the window ends).
+class MemoryCells:
+    """The org cells of one process (the memory storage)."""
 
-    With Redis, one script call (one round trip); a Redis error propagates (503).
-    """
-    if isinstance(storage, RedisStorage):
-        count, ttl = current_app.extensions["ratelimit_incr_ttl"](keys=[storage.prefixed_key(key)], args=[expiry, 1])
-        return int(count), max(int(ttl), 0) / 1000 + time.time()  # PTTL: milliseconds (a note ends with the window)
-    return storage.incr(key, expiry), storage.get_expiry(key)
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self.tat: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._swept = 0
+
+    def take(self, key: str, now: int, interval: int, period: int) -> tuple[bool, int]:
+        """(admitted, TAT - now after the decision), all in microseconds."""
+        with self._lock:
+            tat = max(self.tat.get(key, 0), now)
+            if tat + interval - now > period:
+                return False, tat - now
+            self.tat[key] = tat + interval
+            if now - self._swept > 1_000_000:  # a whole cell says nothing: drop those, once a second
+                self._swept = now
+                for whole in [k for k, t in self.tat.items() if t <= now]:
+                    del self.tat[whole]
+            return True, tat + interval - now
 
 
-NOTE_FOR = 1.0  # a key refused by its org's limit is answered before the app this long (never past the window)
+class RedisCells:
+    """The org cells shared by every process (``REDIS_URL``); a Redis error propagates (503)."""
+
+    def __init__(self, storage: RedisStorage, clock=time.time):
+        self.clock = clock
+        self._prefixed = storage.prefixed_key
+        self._script = storage.get_connection().register_script(_TAKE)
+
+    def take(self, key: str, now: int, interval: int, period: int) -> tuple[bool, int]:
+        admitted, ahead = self._script(keys=[self._prefixed(key)], args=[now, interval, period])
+        return bool(admitted), int(ahead)
+
+
+NOTE_FOR = 1.0  # a key refused by its org's limit is answered before the app this long (never past its next turn)
 MAX_NOTES = 10_000  # per process; the oldest note is forgotten first
 
 
@@ -135,26 +185,26 @@ class LimitNotes:
     """API keys their org's limit refused a moment ago, by SHA-256 digest: app/proxy.py's
     ``RefusedKeys`` answers their next requests to org endpoints with the same 429 before Flask
     runs — no authentication, database or limiter round trip — for ``NOTE_FOR`` s at most and
-    never past the end of the window that refused them, so an org flooding past its limit costs
+    never past the moment the limit would admit their next call, so an org flooding past its limit costs
     the server little. Only the refused key is noted: another key of the same org takes the
     app's path (and is refused there while the org is over its limit). The requests answered
-    from a note are not counted (the window is spent already: counting them would change no
+    from a note are not counted (the allowance is spent already: counting them would change no
     answer) and are not audited (nor is the app's own ``rate_limited`` answer)."""
 
     def __init__(self, clock=time.time):
         self.clock = clock
-        # digest -> (until, reset at, limit, "60 per 1 minute", org id)
-        self.keys: dict[str, tuple[float, int, int, str, object]] = {}
+        # digest -> (until, admits its next call at, reset at, limit, "60 per 1 minute", org id)
+        self.keys: dict[str, tuple[float, float, int, int, str, object]] = {}
         self._lock = threading.Lock()
 
-    def note(self, digest: str, window_ends: float, reset_at: int, amount: int, limit: str, org) -> None:
+    def note(self, digest: str, admits_at: float, reset_at: int, amount: int, limit: str, org) -> None:
         now = self.clock()
-        until = min(now + NOTE_FOR, window_ends)
+        until = min(now + NOTE_FOR, admits_at)
         if until <= now:
             return
         with self._lock:
             self.keys.pop(digest, None)  # a key noted again moves to the end
-            self.keys[digest] = (until, reset_at, amount, limit, org)
+            self.keys[digest] = (until, admits_at, reset_at, amount, limit, org)
             while len(self.keys) > MAX_NOTES:
                 del self.keys[next(iter(self.keys))]
 
@@ -162,7 +212,7 @@ class LimitNotes:
         """Drop the notes of an org whose limit or status the admin changed, or of a revoked key
         (in this process: the others' notes end within ``NOTE_FOR`` s)."""
         with self._lock:
-            for noted in [d for d, note in self.keys.items() if d == digest or (org is not None and note[4] == org)]:
+            for noted in [d for d, note in self.keys.items() if d == digest or (org is not None and note[5] == org)]:
                 del self.keys[noted]
 
     def refused(self, digest: str) -> tuple[dict, str] | None:
@@ -176,12 +226,12 @@ class LimitNotes:
                 if self.keys.get(digest) is note:
                     del self.keys[digest]
             return None
-        until, reset_at, amount, limit, _ = note
+        until, admits_at, reset_at, amount, limit, _ = note
         return {
             "X-RateLimit-Limit": str(amount),
             "X-RateLimit-Remaining": "0",
             "X-RateLimit-Reset": str(reset_at),
-            "Retry-After": str(max(1, reset_at - int(now))),
+            "Retry-After": str(max(1, math.ceil(admits_at - now))),
         }, limit
 
 
@@ -209,6 +259,5 @@ def init_app(app: Flask) -> None:
     storage = storage_from_string(app.config["RATELIMIT_STORAGE_URI"], **app.config["RATELIMIT_STORAGE_OPTIONS"])
     app.extensions["ratelimit"] = FixedWindowRateLimiter(storage)
     app.extensions["limit_notes"] = LimitNotes()
-    if isinstance(storage, RedisStorage):
-        app.extensions["ratelimit_incr_ttl"] = storage.get_connection().register_script(_INCR_TTL)
+    app.extensions["org_cells"] = RedisCells(storage) if isinstance(storage, RedisStorage) else MemoryCells()
     app.after_request(_headers)

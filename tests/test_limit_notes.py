@@ -149,13 +149,13 @@ def test_only_org_endpoints_are_tagged(app):
 # --- the notes, directly -------------------------------------------------------------------------
 
 
-def test_a_note_never_outlasts_its_window(frozen):
+def test_a_note_never_outlasts_the_moment_the_limit_admits_the_key_again(frozen):
     notes = LimitNotes(clock=frozen)
     notes.note("a" * 64, frozen.now + 0.3, int(frozen.now) + 1, 2, "2 per 1 second", "org")
     headers, limit = notes.refused("a" * 64)
     assert limit == "2 per 1 second" and headers["X-RateLimit-Remaining"] == "0" and headers["Retry-After"] == "1"
     frozen.now += 0.31
-    assert notes.refused("a" * 64) is None and "a" * 64 not in notes.keys  # the window is over
+    assert notes.refused("a" * 64) is None and "a" * 64 not in notes.keys  # the limit admits a call again
     notes.note("b" * 64, frozen.now + 50, int(frozen.now + 51), 2, "2 per 1 minute", "org")
     frozen.now += NOTE_FOR - 0.01
     assert notes.refused("b" * 64)[0]["Retry-After"] in {"50", "51"}
@@ -172,6 +172,6 @@ def test_notes_are_bounded_and_forgotten_by_org_or_key(frozen):
         notes.note(key, frozen.now + 30, int(frozen.now + 31), 2, "2 per 1 minute", "even" if n % 2 else "odd")
     assert len(notes.keys) == MAX_NOTES and digests[0] not in notes.keys and digests[-1] in notes.keys
     notes.forget(org="even")
-    assert all(note[4] == "odd" for note in notes.keys.values()) and digests[2] in notes.keys
+    assert all(note[5] == "odd" for note in notes.keys.values()) and digests[2] in notes.keys
     notes.forget(digest=digests[2])
     assert digests[2] not in notes.keys and digests[4] in notes.keys

@@ -58,10 +58,11 @@ HEADERS = {
     "X-Request-ID": {"description": "this request's id (the caller's `X-Request-ID` when it is 8–64 of "
                                     "`[A-Za-z0-9._-]`, else a new one); problem details carry it as `instance`",
                      "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._-]{8,64}$"}, "required": True},
-    "X-RateLimit-Limit": {"description": "the org's limit for the current window",
+    "X-RateLimit-Limit": {"description": "the org's limit: calls per its period (a token bucket of that size, "
+                                         "refilled evenly over the period)",
                           "schema": {"type": "integer", "minimum": 1}},
-    "X-RateLimit-Remaining": {"description": "requests left in the window", "schema": {"type": "integer", "minimum": 0}},
-    "X-RateLimit-Reset": {"description": "when the window resets (Unix time, seconds)",
+    "X-RateLimit-Remaining": {"description": "calls the org could send right now", "schema": {"type": "integer", "minimum": 0}},
+    "X-RateLimit-Reset": {"description": "when the org's whole allowance is back (Unix time, seconds)",
                           "schema": {"type": "integer", "minimum": 0}},
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer", "minimum": 1},
                     "required": True},

@@ -5,9 +5,9 @@ The limit is the org's own override (``organizations.rate_limit``, set by the ad
 request. Storage is memory for one process and Redis (``REDIS_URL``) for several.
 
 ``60/minute`` admits one call a second, with a burst of 60 for an org that was idle: an org that
-keeps asking is admitted evenly, never a fresh burst at the start of each window (what a fixed
-window did: all of a flooding org's calls for the second arrived in its first fifth, and the
-other orgs' calls queued behind them). The rate strings are ``limits``' (parsed by it); its
+keeps asking is admitted evenly, never a fresh burst at the start of each window, and a refused
+caller's ``Retry-After`` says when its next call is admitted (a second here, where a fixed
+window said "at the minute's end"). The rate strings are ``limits``' (parsed by it); its
 storages hold the memory or Redis connection (and its fixed window still caps the audit of
 failed authentications, app/auth.py). Not through Flask-Limiter's request hooks: those
 evaluated every request twice, about a tenth of a proxied request's CPU. Here a request to an
@@ -96,15 +96,21 @@ def hit_org_limit() -> None:
     cells = current_app.extensions["org_cells"]
     now = cells.clock()
     allowed, ahead = cells.take(key, round(now * 1_000_000), interval, period)
+    reset_at = math.ceil(now + ahead / 1_000_000)
     if allowed:
+        remaining = min(item.amount, (period - ahead) // interval)
         g.ratelimit_headers = {
             "X-RateLimit-Limit": str(item.amount),
-            "X-RateLimit-Remaining": str(min(item.amount, (period - ahead) // interval)),
-            "X-RateLimit-Reset": str(math.ceil(now + ahead / 1_000_000)),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(reset_at),
         }
+        if remaining == 0 and g.get("key_digest"):
+            # The cell is empty: until it admits the next call, this key's calls are refused
+            # whatever they are, so note it now rather than after a refusal through the app.
+            current_app.extensions["limit_notes"].note(
+                g.key_digest, now + (ahead + interval - period) / 1_000_000, reset_at, item.amount, str(item), g.org.id)
         return
     wait = (ahead + interval - period) / 1_000_000  # until the cell admits one more call
-    reset_at = math.ceil(now + ahead / 1_000_000)
     g.ratelimit_headers = {
         "X-RateLimit-Limit": str(item.amount),
         "X-RateLimit-Remaining": "0",

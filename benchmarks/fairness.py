@@ -326,9 +326,9 @@ def run(label: str, database_url: str, redis_url: str | None, args) -> list[dict
                                                      args.block_seconds, start, args.flood_threads, rig.env,
                                                      args.client_cpus)
                 elif phase == "neighbour" and served.get(rig.label):
-                    # the same org, sending only what the budget let its flood through: the
-                    # served load without the refused excess
-                    drivers["flood"] = _start_driver(rig.app_port, URL_PATH, rig.flooder, "flood", served[rig.label],
+                    # the same org, sending only what its flood got served (to the flood's own path):
+                    # the served load without the refused excess
+                    drivers["flood"] = _start_driver(rig.app_port, flood_path, rig.flooder, "flood", served[rig.label],
                                                      args.block_seconds, start, 8, rig.env, args.client_cpus)
                 mine = raw[rig.label]
                 for name, driver in drivers.items():

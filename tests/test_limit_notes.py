@@ -35,7 +35,8 @@ def statements(app):
 
 
 def _over_the_limit(client, headers, path=INTEGRATIONS):
-    """Call until the org's limit refuses; that first 429 (the app's own)."""
+    """Call until the org's limit refuses; that first 429 (from the note the call that emptied the
+    allowance left)."""
     for _ in range(10):
         response = client.get(path, headers=headers)
         if response.status_code == 429:
@@ -50,7 +51,13 @@ def _key(headers):
 
 def test_a_key_over_its_org_limit_gets_its_next_429s_before_the_app(app, client, new_org, statements):
     _, headers = new_org(rate_limit="2/minute")
-    first = _over_the_limit(client, headers)
+    _over_the_limit(client, headers)
+    statements.clear()
+    assert client.get(INTEGRATIONS, headers=headers).status_code == 429
+    assert statements == []  # the call that emptied the org's allowance noted the key already
+    app.extensions["limit_notes"].forget(digest=digest(_key(headers)))
+    first = client.get(INTEGRATIONS, headers=headers)  # the app's own refusal, which notes the key again
+    assert first.status_code == 429
     assert first.json["code"] == "rate_limited" and first.headers["X-RateLimit-Remaining"] == "0"
     assert statements  # the app's answer looked the key up
     statements.clear()

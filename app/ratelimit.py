@@ -188,7 +188,8 @@ MAX_NOTES = 10_000  # per process; the oldest note is forgotten first
 
 
 class LimitNotes:
-    """API keys their org's limit refused a moment ago, by SHA-256 digest: app/proxy.py's
+    """API keys their org's limit refused a moment ago (or whose call emptied the org's
+    allowance), by SHA-256 digest: app/proxy.py's
     ``RefusedKeys`` answers their next requests to org endpoints with the same 429 before Flask
     runs — no authentication, database or limiter round trip — for ``NOTE_FOR`` s at most and
     never past the moment the limit would admit their next call, so an org flooding past its limit costs

@@ -36,8 +36,6 @@ from limits.storage import MemoryStorage, RedisStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
-ORG_SCOPE = "org"
-
 
 class SweptMemoryStorage(MemoryStorage):
     """``limits``' memory storage without a thread per request burst.
